@@ -1,0 +1,17 @@
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+get_property(clams_targets GLOBAL PROPERTY CLAMS_EXPORTED_TARGETS)
+install(TARGETS ${clams_targets} EXPORT clamsTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/clams DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT clamsTargets NAMESPACE clams:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/clams)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/clamsConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/clamsConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/clams)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/clamsConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/clamsConfig.cmake ${PROJECT_BINARY_DIR}/clamsConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/clams)

@@ -1,0 +1,19 @@
+# All sanitizer and fuzzer wiring lives here.
+if(CLAMS_SANITIZE)
+  if(CLAMS_BUILD_FUZZ)
+    message(FATAL_ERROR "CLAMS_SANITIZE and CLAMS_BUILD_FUZZ are separate builds; the fuzz build adds its own sanitizers")
+  endif()
+  set(CLAMS_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_compile_options(${CLAMS_SANITIZER_FLAGS})
+  add_link_options(${CLAMS_SANITIZER_FLAGS})
+  add_compile_definitions(CLAMS_SANITIZED=1)
+endif()
+
+if(CLAMS_BUILD_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "CLAMS_BUILD_FUZZ needs clang (configure with CXX=clang++)")
+  endif()
+  # Instrument everything for coverage; the fuzz targets add -fsanitize=fuzzer at link time.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
