@@ -1,0 +1,325 @@
+// clams/mmif/mmif.h
+//
+// The MMIF document model. The JSON tree *is* the document: `Mmif` owns a
+// `boost::json::value` exactly as parsed (key order, unknown keys, empty
+// fields, duplicate ids all kept), and `Document`, `View` and `Annotation` are
+// light handles onto parts of it. Indices (id -> location) are derived from
+// the tree and kept up to date by the mutating methods. Parse followed by
+// Serialize gives the same JSON value with the same key order.
+//
+// Example:
+//
+//   CLAMS_ASSIGN_OR_RETURN(Mmif mmif, Mmif::Parse(body));
+//   for (Document doc : mmif.DocumentsByType(vocab::kTextDocument)) {
+//     View view = mmif.NewView();
+//     view.SetApp("http://apps.clams.ai/my-app/v1");
+//     Annotation s = view.NewAnnotation(vocab::kSentence,
+//                                       {{"start", 0}, {"end", 5}, {"document", doc.long_id()}});
+//   }
+//   std::string out = mmif.Serialize({.pretty = true});
+//
+// Lifecycle and validity of handles: a handle stores the owning Mmif's
+// address and the position of its element (view index, annotation index), so
+// it survives additions to any list but not a move of the Mmif, and an
+// Annotation handle dies when its view's annotations are cleared (SetError,
+// SetWarnings). Handles must not outlive the Mmif.
+//
+// Thread safety: const methods may run concurrently; any mutation needs
+// exclusive access.
+#ifndef CLAMS_MMIF_MMIF_H_
+#define CLAMS_MMIF_MMIF_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clams/base/status.h"
+#include "clams/mmif/json.h"
+#include "clams/mmif/validate.h"
+#include "clams/mmif/vocabulary.h"
+
+namespace clams::mmif {
+
+class Mmif;
+class View;
+
+/// How to read a document.
+struct ParseOptions {
+  /// Run the schema and version checks (Validate); invalid input fails.
+  bool validate = true;
+  /// Also fail on warnings (duplicate ids, dangling references).
+  bool strict = false;
+};
+
+/// How to write a document.
+struct SerializeOptions {
+  /// Two-space indentation (what `pretty=true` asks for).
+  bool pretty = false;
+  /// One-line output with mmif-python's separators and ASCII escaping, so a
+  /// file written by mmif-python comes back byte for byte. Ignored if pretty.
+  bool python_style = false;
+};
+
+/// An annotation (or a document inside a view, or a top-level document):
+/// `{"@type": ..., "properties": {"id": ..., ...}}`.
+class Annotation {
+ public:
+  /// `@type` (empty if missing or not a string).
+  std::string_view type() const;
+  /// `properties.id` as written ("s1" in old files, "v1:s1" in new ones).
+  std::string_view id() const;
+  /// The id that is unique in the document: `<view id>:<id>` for a short id
+  /// inside a view, the id as written otherwise.
+  std::string long_id() const;
+  /// True if this lives in `documents` rather than in a view.
+  bool is_top_level() const { return view_index_ < 0; }
+  /// True if `@type` is a document type.
+  bool is_document() const;
+  /// True if `@type` matches `type` (see vocab::TypeMatches).
+  bool IsType(std::string_view type) const;
+  /// The view this annotation is in. Precondition: !is_top_level().
+  View view() const;
+
+  const json::object& properties() const;
+  /// A property: the annotation's own, else the value in its view's
+  /// `contains[<type>]` metadata (e.g. `document`, `timeUnit`); nullptr if
+  /// neither has it.
+  const json::value* Get(std::string_view key) const;
+  /// A string property (own or view-level); nullopt if absent or not a string.
+  std::optional<std::string_view> GetString(std::string_view key) const;
+
+  /// Sets an own property. Setting "id" is refused (kInvalidArgument): ids
+  /// are fixed at creation so the index stays right.
+  Status Set(std::string_view key, json::value value);
+
+  /// The JSON object of this annotation.
+  const json::object& json() const;
+
+  Annotation(Mmif* mmif, int32_t view_index, uint32_t index)
+      : mmif_(mmif), view_index_(view_index), index_(index) {}
+
+ protected:
+  json::object& mutable_json() const;
+  Mmif* mmif_;
+  int32_t view_index_;  // -1: top-level document
+  uint32_t index_;
+};
+
+/// A document: a top-level entry of `documents`, or a document-typed
+/// annotation in a view (an ASR transcript, OCR text).
+class Document : public Annotation {
+ public:
+  using Annotation::Annotation;
+  explicit Document(const Annotation& a) : Annotation(a) {}
+
+  /// `properties.location` (a URI such as file:///data/a.mp4).
+  std::optional<std::string_view> location() const;
+  /// The local path of a `file://` location (or of a bare absolute path);
+  /// kFailedPrecondition for other schemes, kNotFound without a location.
+  StatusOr<std::string> LocationPath() const;
+  std::optional<std::string_view> mime() const;
+  /// `properties.text["@value"]` for inline text (TextDocument).
+  std::optional<std::string_view> text_value() const;
+  /// `properties.text["@language"]`.
+  std::optional<std::string_view> text_language() const;
+  /// The text: the inline value, else the content of the file:// location.
+  /// kNotFound if the document has neither; kFailedPrecondition on read errors.
+  StatusOr<std::string> ReadText() const;
+};
+
+/// The error recorded in a view's metadata.
+struct ViewError {
+  std::string message;
+  std::string stack_trace;
+};
+
+/// A view: `{"id": ..., "metadata": {...}, "annotations": [...]}`.
+class View {
+ public:
+  std::string_view id() const;
+  /// `metadata.app` and `metadata.timestamp` (empty if absent).
+  std::string_view app() const;
+  std::string_view timestamp() const;
+
+  const json::object& metadata() const;
+  /// Direct access to the metadata object, for keys this class has no
+  /// setter for (`appTags`, `appProfiling`, ...). Do not change `contains`
+  /// through it while annotations are being added.
+  json::object& mutable_metadata();
+
+  void SetApp(std::string_view app);
+  void SetTimestamp(std::string_view timestamp);
+
+  /// The `contains` map, or nullptr if the view has none (error/warnings views).
+  const json::object* contains() const;
+  /// True if `contains` has a key matching `type` (vocab::TypeMatches).
+  bool Contains(std::string_view type) const;
+  /// The metadata object of `contains[type]` (matching as above), or nullptr.
+  const json::object* ContainsMetadata(std::string_view type) const;
+  /// Adds `type` to `contains` if absent, then merges `metadata` into its
+  /// object (later keys win). Returns the entry.
+  json::object& NewContain(std::string_view type, json::object metadata = {});
+
+  bool has_error() const;
+  std::optional<ViewError> error() const;
+  bool has_warnings() const;
+  std::vector<std::string> warnings() const;
+
+  std::size_t annotation_count() const;
+  Annotation annotation(std::size_t i) const;
+  /// Annotations in order; with `type`, only those matching it.
+  std::vector<Annotation> annotations(std::string_view type = {}) const;
+  /// Looks an annotation of this view up by short or long id.
+  std::optional<Annotation> GetAnnotation(std::string_view id) const;
+
+  /// Appends an annotation of `type` with `properties`. Its id is
+  /// `<view id>:<prefix>_<n>` (vocab::IdPrefix) with the smallest n above
+  /// every n already used for that prefix in this view, so ids never
+  /// collide, also after a reload. An `id` in `properties` is used instead
+  /// (a short one gets the `<view id>:` prefix); kAlreadyExists if taken.
+  /// `type` is added to `contains` if missing.
+  StatusOr<Annotation> AddAnnotation(std::string_view type, json::object properties = {});
+  /// AddAnnotation for generated ids, which cannot fail.
+  Annotation NewAnnotation(std::string_view type, json::object properties = {});
+  /// A TextDocument annotation with inline text and language.
+  Document NewTextDocument(std::string_view text, std::string_view language = "en",
+                           json::object properties = {});
+
+  /// Turns this view into an error view: sets `metadata.error` (the stack
+  /// trace only if non-empty), removes `contains` and `warnings`, and empties
+  /// the annotations.
+  void SetError(std::string_view message, std::string_view stack_trace = {});
+  /// Turns this view into a warnings view: sets `metadata.warnings`, removes
+  /// `contains` and `error`, and empties the annotations.
+  void SetWarnings(const std::vector<std::string>& warnings);
+
+  const json::object& json() const;
+
+  View(Mmif* mmif, uint32_t index) : mmif_(mmif), index_(index) {}
+
+ private:
+  friend class Annotation;
+  friend class Mmif;
+  json::object& mutable_json() const;
+  Mmif* mmif_;
+  uint32_t index_;
+};
+
+/// One alignment with both ends resolved.
+struct AlignmentPair {
+  Annotation alignment;
+  Annotation source;
+  Annotation target;
+};
+
+/// An MMIF document. Movable, not copyable (use Clone()).
+class Mmif {
+ public:
+  /// Parses and (by default) validates. kInvalidArgument for malformed JSON,
+  /// non-UTF-8 text, schema violations and unsupported MMIF versions, with a
+  /// message naming the place and rule (see ParseJson and Validate).
+  static StatusOr<Mmif> Parse(std::string_view text, const ParseOptions& options = {});
+  /// Parse() of a file's content; kNotFound if it cannot be opened.
+  static StatusOr<Mmif> ParseFile(const std::filesystem::path& path,
+                                  const ParseOptions& options = {});
+  /// Takes an already parsed tree; validates as Parse() does.
+  static StatusOr<Mmif> FromJson(json::value tree, const ParseOptions& options = {});
+  /// An empty document: `{"metadata": {"mmif": <version IRI>}, "documents": [], "views": []}`.
+  static Mmif New(std::string_view version_iri = kSpecVersionIri);
+
+  Mmif(Mmif&&) noexcept;
+  Mmif& operator=(Mmif&&) noexcept;
+  Mmif(const Mmif&) = delete;
+  Mmif& operator=(const Mmif&) = delete;
+  ~Mmif();
+
+  /// A deep copy (handles to the original do not work on the copy).
+  Mmif Clone() const;
+
+  /// Writes the tree; parse -> serialize is lossless.
+  std::string Serialize(const SerializeOptions& options = {}) const;
+
+  /// The whole tree. Changing it directly (rather than through the handle
+  /// methods) requires Reindex() before ids are looked up again.
+  const json::value& json() const;
+  json::value& mutable_json();
+  /// Rebuilds the id index from the tree.
+  void Reindex();
+
+  /// "1.1.0" (from metadata.mmif).
+  std::string version() const;
+  /// Warnings found when the document was read (duplicate ids, dangling
+  /// references). Empty when parsed with validate=false.
+  const std::vector<ValidationIssue>& warnings() const;
+
+  // --- documents ---------------------------------------------------------
+  std::size_t document_count() const;
+  Document document(std::size_t i) const;
+  /// Top-level documents, in order.
+  std::vector<Document> documents() const;
+  /// Documents of `type`: top-level ones first, then those inside views in
+  /// view order.
+  std::vector<Document> DocumentsByType(std::string_view type) const;
+  /// Appends a top-level document. kAlreadyExists if `id` is taken.
+  StatusOr<Document> AddDocument(std::string_view type, std::string_view id,
+                                 json::object properties = {});
+
+  // --- views -------------------------------------------------------------
+  std::size_t view_count() const;
+  View view(std::size_t i) const;
+  std::vector<View> views() const;
+  /// Appends a view with the next free id (`v_<n>`, n = view count, raised
+  /// while taken), `timestamp` = now (local ISO-8601 with microseconds, as
+  /// mmif-python writes), `app` = "" and `contains` = {}. Sign it with
+  /// SetApp() before serializing: an empty app is schema-invalid.
+  View NewView();
+  std::optional<View> GetView(std::string_view id) const;
+  /// Views whose `contains` has every type in `types`.
+  std::vector<View> ViewsContaining(const std::vector<std::string_view>& types) const;
+  /// The last view containing `type`, if any.
+  std::optional<View> LastViewContaining(std::string_view type) const;
+  /// Views with annotations on document `document_id` (own `document`
+  /// property or `contains[*].document`).
+  std::vector<View> ViewsForDocument(std::string_view document_id) const;
+  std::vector<View> ViewsWithError() const;
+
+  // --- lookup and queries -------------------------------------------------
+  /// A view annotation by long id (`v1:tf1`), or a top-level document by id.
+  std::optional<Annotation> GetAnnotation(std::string_view long_id) const;
+  std::optional<Document> GetDocument(std::string_view id) const;
+  /// True if `id` names a document, a view or an annotation.
+  bool HasId(std::string_view id) const;
+  /// Annotations of `type` in every view, in document order.
+  std::vector<Annotation> AnnotationsOfType(std::string_view type) const;
+  /// Alignments whose two ends have types `type_a` and `type_b` (either
+  /// direction). Alignments whose ends do not resolve are skipped.
+  std::vector<AlignmentPair> Alignments(std::string_view type_a, std::string_view type_b) const;
+  /// The annotations aligned with `annotation`, through any Alignment.
+  std::vector<Annotation> AlignedWith(const Annotation& annotation) const;
+  /// Start and end of a time- or text-anchored annotation: `timePoint`,
+  /// `start`/`end`, or the min start / max end of `targets` (recursively).
+  /// kFailedPrecondition if it has no anchor or both targets and start/end;
+  /// kNotFound if a target does not resolve.
+  StatusOr<double> Start(const Annotation& annotation) const;
+  StatusOr<double> End(const Annotation& annotation) const;
+
+ private:
+  friend class Annotation;
+  friend class Document;
+  friend class View;
+  struct Impl;
+  explicit Mmif(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Current local time in mmif-python's timestamp format,
+/// `2026-11-25T03:02:01.839090`.
+std::string NowTimestamp();
+
+}  // namespace clams::mmif
+
+#endif  // CLAMS_MMIF_MMIF_H_

@@ -1,0 +1,70 @@
+// clams/mmif/validate.h
+//
+// Validation of an MMIF JSON tree: the rules of the official JSON schema
+// (shared/data/mmif/schema/mmif.json, draft 4) checked by hand in one pass,
+// plus what the schema cannot say, reported as warnings: duplicate ids and
+// references that resolve to nothing. Older schemas (1.0.0 .. 1.0.2) accept a
+// subset of what the current one accepts, so one rule set serves MMIF 1.x.
+//
+// Every issue names a JSON path and the rule, e.g.
+//   views[2].metadata: must have exactly one of "contains", "warnings", "error"
+//   documents[1]: property "id" is not allowed (allowed: "@type", "properties")
+//   views[0].annotations[3].properties.id: duplicate id "v2:a5" (first at views[0].annotations[2])
+//
+// Example:
+//
+//   ValidationReport r = Validate(tree);
+//   for (const auto& e : r.errors) std::cerr << e.ToString() << "\n";
+#ifndef CLAMS_MMIF_VALIDATE_H_
+#define CLAMS_MMIF_VALIDATE_H_
+
+#include <string>
+#include <vector>
+
+#include "clams/base/status.h"
+#include "clams/mmif/json.h"
+
+namespace clams::mmif {
+
+/// One problem found in a document.
+struct ValidationIssue {
+  enum class Severity { kError, kWarning };
+  Severity severity = Severity::kError;
+  /// JSON path: `views[2].metadata.contains["TimeFrame"]`; "(root)" for the top.
+  std::string path;
+  /// The rule, in words: `must have exactly one of "contains", "warnings", "error"`.
+  std::string message;
+
+  /// "<path>: <message>".
+  std::string ToString() const;
+};
+
+struct ValidationReport {
+  std::vector<ValidationIssue> errors;    ///< schema violations and unsupported versions
+  std::vector<ValidationIssue> warnings;  ///< duplicate ids, dangling references
+
+  bool ok() const { return errors.empty(); }
+  /// Ok if there are no errors (and, with `strict`, no warnings); otherwise
+  /// kInvalidArgument whose message is the first issue, plus
+  /// " (and N more problems)" when there are more.
+  Status ToStatus(bool strict = false) const;
+};
+
+/// The MMIF version in `metadata.mmif` ("1.1.0" from
+/// "http://mmif.clams.ai/1.1.0"). kInvalidArgument if it cannot be read.
+StatusOr<std::string> ReadMmifVersion(const json::value& tree);
+
+/// kOk for versions 1.0.0 .. 1.2.x; kInvalidArgument otherwise, saying why
+/// (e.g. "MMIF 0.4.2 is not supported: clams-cpp reads MMIF 1.0.0 to 1.2.x;
+/// files older than 1.0.0 use legacy type IRIs and a different id scheme").
+Status CheckSupportedVersion(std::string_view version);
+
+/// Checks `tree` against the schema rules and the supported version, and
+/// reports duplicate ids and dangling references (`document`, `source`,
+/// `target`, `targets`, `representatives`, and `contains[*].document`).
+/// Issues are listed in document order.
+ValidationReport Validate(const json::value& tree);
+
+}  // namespace clams::mmif
+
+#endif  // CLAMS_MMIF_VALIDATE_H_
