@@ -16,6 +16,8 @@ struct CommandContext {
 void AddMmifCommands(CLI::App& app, CommandContext& ctx);
 /// clams gpu [--json], clams gpu sim-alloc BYTES --seconds S
 void AddGpuCommands(CLI::App& app, CommandContext& ctx);
+/// clams profiles list|show|clear [--profile-dir DIR] [--app ID]
+void AddProfilesCommands(CLI::App& app, CommandContext& ctx);
 
 }  // namespace clams::cli
 

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   clams::cli::CommandContext ctx;
   clams::cli::AddMmifCommands(app, ctx);
   clams::cli::AddGpuCommands(app, ctx);
+  clams::cli::AddProfilesCommands(app, ctx);
   CLI11_PARSE(app, argc, argv);
   return ctx.exit_code;
 }

@@ -1,0 +1,171 @@
+// clams/vram/profile_store.h
+//
+// Measured GPU memory per request class, persisted so estimates survive
+// restarts. Layout (the Python SDK's):
+//   <root>/<app id with '/' and ':' replaced by '-'>/memory_<class key>.json
+// where <root> is ${CLAMS_PROFILE_DIR:-${XDG_CACHE_HOME:-~/.cache}/clams/memory_profiles}
+// (the server resolves it; see DefaultProfileRoot). Content:
+//   {"peak_bytes": N, "warm_peak_bytes": N, "samples": N, "warm_samples": N,
+//    "oom_events": N, "mean_duration_ms": X, "parameters": {...}, "updated": "...",
+//    "device": "...", "app_version": "...", "app_id": "..."}
+// `peak_bytes` is the `full` growth (the field the Python SDK writes).
+// Files are written to a temporary name and renamed (atomic); only the
+// front process writes. A corrupt or unreadable file is ignored (logged)
+// and replaced at the next write, never fatal.
+//
+// Reading is lenient so the Python SDK's files load too: only `peak_bytes`
+// is required; absent fields keep their defaults, unknown fields are
+// ignored. A file is corrupt when it is not JSON, not an object, lacks
+// `peak_bytes`, or has a known field of the wrong type (counts must be
+// non-negative integers, `mean_duration_ms` a non-negative number,
+// `parameters` an object, the rest strings).
+//
+// Temporary files are named ".memory_<key>.<pid>.<n>.tmp" in the same
+// directory (unique per write, hidden, never read as profiles); Open()
+// removes those whose writer no longer runs.
+//
+// The store keeps every profile in memory: a file removed on disk while a
+// server runs (`clams profiles clear`) is written again, with the server's
+// numbers, at that class's next request.
+//
+// Example:
+//
+//   CLAMS_ASSIGN_OR_RETURN(auto store, ProfileStore::Open({.root = root, .app_id = id}));
+//   std::optional<Profile> p = store->Get(request_class.key);
+//   store->Record(request_class, params.values(), growth, warm, ms, "NVIDIA H100").IgnoreError();
+//
+// Thread safety: all methods are thread-safe.
+#ifndef CLAMS_VRAM_PROFILE_STORE_H_
+#define CLAMS_VRAM_PROFILE_STORE_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clams/base/status.h"
+#include "clams/mmif/json.h"
+#include "clams/vram/request_class.h"
+
+namespace clams::vram {
+
+namespace json = ::boost::json;
+
+struct Profile {
+  std::uint64_t peak_bytes = 0;       ///< max measured full growth (or raised after an OOM)
+  std::uint64_t warm_peak_bytes = 0;  ///< max measured warm growth; 0 = not measured
+  std::uint64_t samples = 0;          ///< measurements that went into peak_bytes
+  std::uint64_t warm_samples = 0;
+  std::uint64_t oom_events = 0;
+  double mean_duration_ms = 0;  ///< running mean of request durations
+  json::object parameters;      ///< refined parameters, for humans
+  std::string updated;          ///< ISO-8601 time of the last write
+  std::string device;           ///< device name of the last measurement
+  std::string app_version;
+  std::string app_id;  ///< app identifier (absent from Python SDK files)
+};
+
+/// ${CLAMS_PROFILE_DIR}, else ${XDG_CACHE_HOME}/clams/memory_profiles, else
+/// ${HOME}/.cache/clams/memory_profiles (values passed in by the caller,
+/// which reads the environment).
+std::filesystem::path DefaultProfileRoot(const std::string& clams_profile_dir,
+                                         const std::string& xdg_cache_home,
+                                         const std::string& home);
+
+/// "<app id with '/' and ':' replaced by '-'>": http---apps.clams.ai-my-app-v1.
+/// An id that would name no directory of its own ("", ".", "..") gives
+/// kUnnamedAppDirectory.
+std::string AppDirectoryName(std::string_view app_id);
+inline constexpr std::string_view kUnnamedAppDirectory = "_";
+
+/// True for a usable class key: 1 to 128 characters from [0-9A-Za-z_-]
+/// (MD5 hex keys are; anything else could escape the directory).
+bool IsValidClassKey(std::string_view key);
+/// "memory_<key>.json".
+std::filesystem::path ProfileFileName(std::string_view class_key);
+/// The key of a profile file name ("memory_<key>.json" with a valid key),
+/// else nullopt.
+std::optional<std::string> ClassKeyFromFileName(std::string_view file_name);
+/// The file content of a profile (fields in the documented order).
+json::object ProfileToJson(const Profile& profile);
+
+class ProfileStore {
+ public:
+  struct Options {
+    std::filesystem::path root;
+    std::string app_id;
+  };
+
+  /// Creates the app's directory if needed and loads every profile in it;
+  /// corrupt files are skipped with a warning. kInvalidArgument for an empty
+  /// root; kFailedPrecondition if the directory cannot be created or listed
+  /// (the server then runs without persistence).
+  static StatusOr<std::unique_ptr<ProfileStore>> Open(const Options& options);
+
+  std::optional<Profile> Get(const std::string& class_key) const;
+  std::size_t size() const;
+  /// All profiles by class key.
+  std::map<std::string, Profile> All() const;
+  const std::filesystem::path& directory() const { return dir_; }
+
+  /// Records one successful request: raises peak_bytes (warm=false) or
+  /// warm_peak_bytes (warm=true) to `growth_bytes` if higher, counts the
+  /// sample, updates the mean duration, and writes the file if anything
+  /// changed (every call counts a sample, so every call writes). The
+  /// in-memory profile is updated even if the write fails: then
+  /// kFailedPrecondition naming the file and the OS error (also logged).
+  /// The mean duration is over all samples, full and warm; a negative or
+  /// non-finite `duration_ms` leaves it unchanged. `parameters`, `device`,
+  /// `app_version` and `updated` take the latest values.
+  /// kInvalidArgument (nothing recorded) if the class key is not valid
+  /// (IsValidClassKey) or the class belongs to another app id.
+  Status Record(const RequestClass& request_class, const json::object& parameters,
+                std::uint64_t growth_bytes, bool warm, double duration_ms,
+                const std::string& device_name);
+
+  /// After an out-of-memory failure: peak_bytes = max(peak_bytes,
+  /// observed_bytes x 1.5, `at_least_bytes`), warm_peak_bytes likewise if
+  /// measured (HasWarmMeasurement), oom_events + 1; samples are unchanged.
+  /// Written at once; errors as for Record(). The scheduler should pass
+  /// `at_least_bytes` >= the need it admitted x kOomRaiseFactor, so that a
+  /// declared estimate (raised to the profile peak) goes up too.
+  Status RecordOom(const RequestClass& request_class, const json::object& parameters,
+                   std::uint64_t observed_bytes, std::uint64_t at_least_bytes,
+                   const std::string& device_name);
+
+  /// Removes one profile, from memory and disk (a corrupt file of that key
+  /// too): kNotFound if neither had it, kInvalidArgument for an invalid
+  /// key, kFailedPrecondition if the file cannot be removed.
+  Status Remove(const std::string& class_key);
+  /// Removes every profile from memory and every memory_*.json file of the
+  /// directory (corrupt ones too); kFailedPrecondition on the first file
+  /// that cannot be removed (the others are still removed).
+  Status Clear();
+
+  /// Reads one profile file: kNotFound if it does not exist,
+  /// kFailedPrecondition if it cannot be read, kInvalidArgument if corrupt
+  /// (the message names the path and the problem).
+  static StatusOr<Profile> ReadFile(const std::filesystem::path& path);
+
+ private:
+  ProfileStore(std::filesystem::path dir, std::string app_id);
+  Status CheckClass(const RequestClass& request_class) const;
+  Status WriteLocked(const std::string& key, const Profile& profile);
+
+  std::filesystem::path dir_;
+  std::string app_id_;
+  mutable std::mutex mu_;
+  std::map<std::string, Profile> profiles_;
+};
+
+/// The multiplier applied to the observed peak after an OOM.
+inline constexpr double kOomRaiseFactor = 1.5;
+
+}  // namespace clams::vram
+
+#endif  // CLAMS_VRAM_PROFILE_STORE_H_

@@ -1,0 +1,35 @@
+// clams/vram/vram.h
+//
+// VRAM admission control: request classes, estimates with a recorded
+// source, measured profiles persisted on disk, the admission rule of
+// DESIGN.md §4, and the scheduling decision (which queued request runs on
+// which worker, which idle worker to evict). Everything here is pure logic
+// or file I/O: the server's scheduler owns the queue, the workers and the
+// event loop, feeds this module snapshots, and applies its decisions.
+//
+// Terms. A request's *class* is (app identifier, app version, canonical
+// JSON of the refined parameters without the universal ones); its key is
+// the MD5 hex of that text. An estimate says how much one request makes a
+// worker's GPU usage grow: `full` for a worker that does not hold the
+// class's model (fresh, or last used for another class) and `warm` for a
+// worker whose last request was of the same class.
+//
+// Admission rule on device d (decided in one place, one at a time):
+//   need_j        = warm_j if the chosen worker is warm for j's class, else full_j
+//   outstanding_i = max(0, need_i - growth_i)      for in-flight i on d
+//   headroom      = free_d(now) - sum(outstanding_i) - safety_d
+//   admit j  iff  need_j <= headroom
+//
+// Thread safety: ProfileStore is thread-safe; Sampler runs its own thread
+// and its methods are thread-safe; Decide() and the estimate functions are
+// pure.
+#ifndef CLAMS_VRAM_VRAM_H_
+#define CLAMS_VRAM_VRAM_H_
+
+#include "clams/vram/admission.h"
+#include "clams/vram/estimate.h"
+#include "clams/vram/profile_store.h"
+#include "clams/vram/request_class.h"
+#include "clams/vram/sampler.h"
+
+#endif  // CLAMS_VRAM_VRAM_H_

@@ -1,0 +1,113 @@
+#include "server/front.h"
+
+#include <chrono>
+
+#include "clams/base/log.h"
+#include "clams/mmif/json.h"
+
+namespace clams::server {
+namespace {
+
+constexpr std::string_view kJson = "application/json";
+constexpr std::string_view kAllowRoot = "GET, HEAD, OPTIONS, POST, PUT";
+constexpr std::string_view kMethodNotAllowed =
+    "{\"message\": \"The method is not allowed for the requested URL.\"}";
+
+HttpResponse JsonResponse(int status, std::string body) {
+  return HttpResponse{status, std::string(kJson), {}, std::move(body)};
+}
+
+HttpResponse NotAllowed(std::string_view allow) {
+  HttpResponse r = JsonResponse(405, std::string(kMethodNotAllowed));
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+// A universal boolean query parameter as the Python SDK casts it on GET
+// (absent: false; present with any value but a falsy one: true).
+bool QueryFlag(const RawParams& query, std::string_view name) {
+  const auto* values = query.Find(name);
+  if (values == nullptr || values->empty()) return false;
+  const std::string& v = values->front();
+  return !(v == "False" || v == "false" || v == "F" || v == "f" || v == "0");
+}
+
+}  // namespace
+
+const char kNotFoundHtml[] =
+    "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was "
+    "not found on the server. If you entered the URL manually please check your spelling and try again.</p>\n";
+
+Front::Front(AppRunner& runner, Scheduler& scheduler, Metrics& metrics)
+    : runner_(runner), scheduler_(scheduler), metrics_(metrics) {}
+
+HttpResponse Front::Metadata(const HttpRequest& request) {
+  auto query = RawParams::FromQuery(request.query);
+  if (!query.ok()) {
+    return HttpResponse{400, "text/plain; charset=utf-8", {}, query.status().message()};
+  }
+  const bool pretty = QueryFlag(*query, "pretty");
+  if (!QueryFlag(*query, "includeVRAM") && !QueryFlag(*query, "includeRuntime")) {
+    return JsonResponse(200, runner_.MetadataJson(pretty));
+  }
+  json::object md = runner_.metadata().ToJson();
+  md["runtime"] = scheduler_.Runtime();
+  mmif::JsonStyle style;
+  style.indent = pretty ? 2 : 0;
+  return JsonResponse(200, mmif::WriteJson(md, style));
+}
+
+void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared_ptr<CancelSignal> cancel) {
+  const auto start = std::chrono::steady_clock::now();
+  // The access log line is written when the answer goes out.
+  auto logged = [start, line = request.remote + " " + log::Quote(request.method + " " + request.target),
+                 respond = std::move(respond)](HttpResponse response) {
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    log::Access(fmt::format("{} {} {} {:.1f}ms", line, response.status, response.body.size(), ms));
+    respond(std::move(response));
+  };
+  const std::string& m = request.method;
+  if (request.path == "/") {
+    if (m == "GET" || m == "HEAD") return logged(Metadata(request));
+    if (m == "POST" || m == "PUT") {
+      auto query = RawParams::FromQuery(request.query);
+      if (!query.ok()) {
+        return logged(HttpResponse{400, "text/plain; charset=utf-8", {},
+                                   std::string(kInvalidInputPrefix) + query.status().message()});
+      }
+      AnnotateCall call;
+      call.query = std::move(query).value();
+      call.request = std::move(request);
+      call.respond = std::move(logged);
+      call.cancel = std::move(cancel);
+      scheduler_.Submit(std::move(call));
+      return;
+    }
+    if (m == "OPTIONS") {
+      HttpResponse r{200, "text/plain; charset=utf-8", {{"Allow", std::string(kAllowRoot)}}, ""};
+      return logged(std::move(r));
+    }
+    return logged(NotAllowed(kAllowRoot));
+  }
+  if (request.path == "/health") {
+    if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));
+    return logged(JsonResponse(200, "{\"status\":\"ok\"}"));
+  }
+  if (request.path == "/ready") {
+    if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));
+    std::string why;
+    if (scheduler_.Ready(&why)) return logged(JsonResponse(200, "{\"ready\":true}"));
+    json::object o;
+    o["ready"] = false;
+    o["reason"] = why;
+    return logged(JsonResponse(503, mmif::WriteJson(o)));
+  }
+  if (request.path == "/metrics") {
+    if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));
+    scheduler_.UpdateGauges();
+    return logged(HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", {}, metrics_.Render()});
+  }
+  logged(HttpResponse{404, "text/html; charset=utf-8", {}, kNotFoundHtml});
+}
+
+}  // namespace clams::server

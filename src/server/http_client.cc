@@ -1,0 +1,210 @@
+// The only client-side translation unit that includes Boost.Beast.
+#include "server/http_client.h"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+#include "clams/base/log.h"
+#include "server/asio_loop.h"
+
+namespace clams::server {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using local = net::local::stream_protocol;
+
+http::request<http::string_body> ToBeast(HttpRequest& request) {
+  http::request<http::string_body> req;
+  req.method_string(request.method);
+  req.target(request.target.empty() ? "/" : request.target);
+  req.version(11);
+  for (auto& [name, value] : request.headers) req.set(name, value);
+  req.keep_alive(true);
+  req.body() = std::move(request.body);
+  req.prepare_payload();
+  return req;
+}
+
+HttpResponse FromBeast(http::response<http::string_body>& res) {
+  HttpResponse out;
+  out.status = static_cast<int>(res.result_int());
+  for (const auto& field : res) {
+    if (field.name() == http::field::content_type) {
+      out.content_type = std::string(field.value());
+    } else if (field.name() != http::field::content_length && field.name() != http::field::connection &&
+               field.name() != http::field::server && field.name() != http::field::date &&
+               field.name() != http::field::transfer_encoding) {
+      out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+  }
+  out.body = std::move(res.body());
+  return out;
+}
+
+// The connection's state lives in a shared Core that every pending
+// callback keeps alive, so destroying the HttpConnection while a request is
+// in flight is safe.
+template <class Protocol>
+class Core : public std::enable_shared_from_this<Core<Protocol>> {
+ public:
+  using Done = HttpConnection::Done;
+  Core(net::io_context& io, Endpoint endpoint) : io_(io), endpoint_(std::move(endpoint)) {}
+
+  void Send(HttpRequest request, std::chrono::milliseconds timeout, Done done) {
+    state_ = std::make_shared<Pending>();
+    state_->done = std::move(done);
+    state_->request = ToBeast(request);
+    state_->timeout = timeout;
+    if (!stream_ || !stream_->socket().is_open()) {
+      Connect(state_);
+    } else {
+      Write(state_);
+    }
+  }
+
+  // Closes the socket; a pending request completes with kCancelled unless
+  // `silent` (the owner is going away and must not be called back).
+  void Close(bool silent) {
+    if (stream_) {
+      beast::error_code ec;
+      stream_->socket().shutdown(Protocol::socket::shutdown_both, ec);
+      stream_->close();
+    }
+    if (silent && state_) state_->done = nullptr;
+    if (state_ && state_->done) Finish(state_, CancelledError("connection closed"));
+  }
+
+ private:
+  struct Pending {
+    Done done;
+    http::request<http::string_body> request;
+    std::optional<http::response_parser<http::string_body>> parser;
+    std::chrono::milliseconds timeout{0};
+    beast::flat_buffer buffer;
+  };
+
+  void Arm(const std::shared_ptr<Pending>& p) {
+    if (p->timeout.count() > 0) {
+      stream_->expires_after(p->timeout);
+    } else {
+      stream_->expires_never();
+    }
+  }
+
+  void Connect(const std::shared_ptr<Pending>& p) {
+    stream_.emplace(io_);
+    Arm(p);
+    typename Protocol::endpoint ep;
+    if constexpr (std::is_same_v<Protocol, local>) {
+      ep = local::endpoint(endpoint_.unix_socket);
+    } else {
+      beast::error_code ec;
+      auto address = net::ip::make_address(endpoint_.host, ec);
+      if (ec) return Finish(p, InvalidArgumentError("bad address " + endpoint_.host));
+      ep = tcp::endpoint(address, endpoint_.port);
+    }
+    stream_->async_connect(ep, [this, self = this->shared_from_this(), p](beast::error_code ec) {
+      if (p != state_) return;
+      if (ec) return Finish(p, Failure("connect", ec));
+      if constexpr (std::is_same_v<Protocol, tcp>) {
+        beast::error_code ignored;
+        stream_->socket().set_option(tcp::no_delay(true), ignored);
+      }
+      Write(p);
+    });
+  }
+
+  void Write(const std::shared_ptr<Pending>& p) {
+    Arm(p);
+    http::async_write(*stream_, p->request, [this, self = this->shared_from_this(), p](beast::error_code ec,
+                                                                                         std::size_t) {
+      if (p != state_) return;
+      if (ec) return Finish(p, Failure("send", ec));
+      p->parser.emplace();
+      p->parser->skip(p->request.method() == http::verb::head);  // no body follows a HEAD answer
+      p->parser->body_limit(boost::none);
+      p->parser->header_limit(1 << 20);
+      http::async_read(*stream_, p->buffer, *p->parser, [this, self, p](beast::error_code rec, std::size_t) {
+        if (p != state_) return;
+        if (rec) return Finish(p, Failure("receive", rec));
+        auto res = p->parser->release();
+        if (!res.keep_alive()) {
+          beast::error_code ignored;
+          stream_->socket().shutdown(Protocol::socket::shutdown_both, ignored);
+          stream_->close();
+        }
+        Finish(p, FromBeast(res));
+      });
+    });
+  }
+
+  Status Failure(std::string_view stage, beast::error_code ec) {
+    if (stream_) stream_->close();
+    if (ec == beast::error::timeout) {
+      return DeadlineExceededError("no answer from " + endpoint_.ToString() + " in time");
+    }
+    return UnavailableError(std::string(stage) + " " + endpoint_.ToString() + ": " + ec.message());
+  }
+
+  void Finish(const std::shared_ptr<Pending>& p, StatusOr<HttpResponse> result) {
+    if (!p->done) return;
+    Done done = std::move(p->done);
+    p->done = nullptr;
+    if (state_ == p) state_.reset();
+    done(std::move(result));
+  }
+
+  net::io_context& io_;
+  Endpoint endpoint_;
+  std::optional<beast::basic_stream<Protocol>> stream_;
+  std::shared_ptr<Pending> state_;
+};
+
+template <class Protocol>
+class Connection : public HttpConnection {
+ public:
+  Connection(net::io_context& io, Endpoint endpoint)
+      : core_(std::make_shared<Core<Protocol>>(io, std::move(endpoint))) {}
+  ~Connection() override { core_->Close(/*silent=*/true); }
+  void Send(HttpRequest request, std::chrono::milliseconds timeout, Done done) override {
+    core_->Send(std::move(request), timeout, std::move(done));
+  }
+  void Close() override { core_->Close(/*silent=*/false); }
+
+ private:
+  std::shared_ptr<Core<Protocol>> core_;
+};
+
+}  // namespace
+
+std::string Endpoint::ToString() const {
+  if (!unix_socket.empty()) return "unix:" + unix_socket;
+  return host + ":" + std::to_string(port);
+}
+
+std::unique_ptr<HttpConnection> HttpConnection::Create(EventLoop& loop, Endpoint endpoint) {
+  if (!endpoint.unix_socket.empty()) {
+    return std::make_unique<Connection<local>>(loop.impl().io, std::move(endpoint));
+  }
+  return std::make_unique<Connection<tcp>>(loop.impl().io, std::move(endpoint));
+}
+
+StatusOr<HttpResponse> HttpRequestBlocking(const Endpoint& endpoint, HttpRequest request,
+                                           std::chrono::milliseconds timeout) {
+  EventLoop loop;
+  std::optional<StatusOr<HttpResponse>> result;
+  auto conn = HttpConnection::Create(loop, endpoint);
+  conn->Send(std::move(request), timeout, [&](StatusOr<HttpResponse> r) {
+    result = std::move(r);
+    loop.Stop();
+  });
+  loop.Run();
+  if (!result) return InternalError("no result");
+  return std::move(*result);
+}
+
+}  // namespace clams::server

@@ -1,0 +1,49 @@
+// An HTTP/1.1 client connection (Boost.Beast inside http_client.cc only):
+// the front uses one per worker, over a Unix socket (native workers) or TCP
+// on loopback (external apps). One request at a time; the connection is
+// kept alive and re-opened when the peer closed it between requests.
+#ifndef CLAMS_SRC_SERVER_HTTP_CLIENT_H_
+#define CLAMS_SRC_SERVER_HTTP_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "clams/base/status.h"
+#include "server/event_loop.h"
+#include "server/http.h"
+
+namespace clams::server {
+
+struct Endpoint {
+  std::string unix_socket;  ///< used when non-empty
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::string ToString() const;
+};
+
+class HttpConnection {
+ public:
+  using Done = std::function<void(StatusOr<HttpResponse>)>;
+
+  static std::unique_ptr<HttpConnection> Create(EventLoop& loop, Endpoint endpoint);
+  virtual ~HttpConnection() = default;
+
+  /// Sends `request` and calls `done` on the loop thread with the answer,
+  /// or kUnavailable if the connection failed (refused, reset, closed before
+  /// a full answer), kDeadlineExceeded after `timeout` (0 = none).
+  /// Loop thread only; one request at a time.
+  virtual void Send(HttpRequest request, std::chrono::milliseconds timeout, Done done) = 0;
+  /// Closes the socket; a pending Send completes with kCancelled.
+  virtual void Close() = 0;
+};
+
+/// A blocking request for tools and tests (own io_context, own thread).
+StatusOr<HttpResponse> HttpRequestBlocking(const Endpoint& endpoint, HttpRequest request,
+                                           std::chrono::milliseconds timeout);
+
+}  // namespace clams::server
+
+#endif  // CLAMS_SRC_SERVER_HTTP_CLIENT_H_

@@ -1,0 +1,50 @@
+// Development mode: the App runs inside the front on a small thread pool
+// (one thread per worker slot). Calls into a non-thread-safe App are
+// serialized by the AppRunner.
+#ifndef CLAMS_SRC_SERVER_IN_PROCESS_EXECUTOR_H_
+#define CLAMS_SRC_SERVER_IN_PROCESS_EXECUTOR_H_
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "server/event_loop.h"
+#include "server/executor.h"
+
+namespace clams::server {
+
+class InProcessExecutor : public Executor {
+ public:
+  /// `threads` worker slots, all on `device` (-1: no GPU).
+  InProcessExecutor(EventLoop& loop, AppRunner& runner, int threads, int device);
+  ~InProcessExecutor() override;
+
+  std::string_view kind() const override { return "in-process"; }
+  Status Start(WorkersChanged on_change) override;
+  std::vector<WorkerInfo> Workers() const override { return workers_; }
+  void Dispatch(int worker_id, std::shared_ptr<ExecRequest> request, std::function<void(ExecResult)> done) override;
+  void Recycle(int, std::string_view) override {}
+  void ReplaceAll() override {}
+  void Shutdown(std::function<void()> done) override;
+
+ private:
+  void ThreadMain();
+
+  EventLoop& loop_;
+  AppRunner& runner_;
+  std::vector<WorkerInfo> workers_;
+  WorkersChanged on_change_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace clams::server
+
+#endif  // CLAMS_SRC_SERVER_IN_PROCESS_EXECUTOR_H_

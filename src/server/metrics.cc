@@ -1,0 +1,147 @@
+#include "server/metrics.h"
+
+#include <cmath>
+
+#include "clams/mmif/json.h"
+
+namespace clams::server {
+namespace {
+
+std::string EscapeLabel(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string FormatValue(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<long long>(v));
+  std::string out;
+  mmif::AppendJsonDouble(out, v);
+  return out;
+}
+
+std::string LabelText(const Labels& labels, const std::string& extra_key = "", const std::string& extra = "") {
+  if (labels.empty() && extra_key.empty()) return "";
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) out += ",";
+    first = false;
+    out += k + "=\"" + EscapeLabel(v) + "\"";
+  }
+  if (!extra_key.empty()) {
+    if (!first) out += ",";
+    out += extra_key + "=\"" + extra + "\"";
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+void Metrics::Declare(const std::string& name, const std::string& help, Type type, std::vector<double> buckets) {
+  Family& f = families_[name];
+  f.help = help;
+  f.type = type;
+  f.buckets = std::move(buckets);
+}
+
+Metrics::Series& Metrics::Get(const std::string& name, const Labels& labels) {
+  Family& f = families_[name];
+  Series& s = f.series[labels];
+  if (f.type == Type::kHistogram && s.bucket_counts.size() != f.buckets.size()) {
+    s.bucket_counts.assign(f.buckets.size(), 0);
+  }
+  return s;
+}
+
+void Metrics::Add(const std::string& name, const Labels& labels, double delta) { Get(name, labels).value += delta; }
+void Metrics::Set(const std::string& name, const Labels& labels, double value) { Get(name, labels).value = value; }
+
+void Metrics::Observe(const std::string& name, const Labels& labels, double value) {
+  Family& f = families_[name];
+  Series& s = Get(name, labels);
+  for (std::size_t i = 0; i < f.buckets.size(); ++i) {
+    if (value <= f.buckets[i]) ++s.bucket_counts[i];
+  }
+  s.sum += value;
+  ++s.count;
+}
+
+void Metrics::ClearSeries(const std::string& name) {
+  auto it = families_.find(name);
+  if (it != families_.end()) it->second.series.clear();
+}
+
+double Metrics::Value(const std::string& name, const Labels& labels) const {
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  auto s = it->second.series.find(labels);
+  return s == it->second.series.end() ? 0 : s->second.value;
+}
+
+std::string Metrics::Render() const {
+  std::string out;
+  for (const auto& [name, f] : families_) {
+    out += "# HELP " + name + " " + f.help + "\n";
+    out += "# TYPE " + name + " " +
+           (f.type == Type::kCounter ? "counter" : f.type == Type::kGauge ? "gauge" : "histogram") + "\n";
+    if (f.type != Type::kHistogram) {
+      if (f.series.empty() && f.type == Type::kCounter) out += name + " 0\n";
+      for (const auto& [labels, s] : f.series) out += name + LabelText(labels) + " " + FormatValue(s.value) + "\n";
+      continue;
+    }
+    for (const auto& [labels, s] : f.series) {
+      for (std::size_t i = 0; i < f.buckets.size(); ++i) {
+        out += name + "_bucket" + LabelText(labels, "le", FormatValue(f.buckets[i])) + " " +
+               std::to_string(s.bucket_counts[i]) + "\n";
+      }
+      out += name + "_bucket" + LabelText(labels, "le", "+Inf") + " " + std::to_string(s.count) + "\n";
+      out += name + "_sum" + LabelText(labels) + " " + FormatValue(s.sum) + "\n";
+      out += name + "_count" + LabelText(labels) + " " + std::to_string(s.count) + "\n";
+    }
+  }
+  return out;
+}
+
+void DeclareServerMetrics(Metrics& m) {
+  const std::vector<double> latency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+  using T = Metrics::Type;
+  m.Declare("clams_requests_total", "Annotate requests answered, by HTTP status code.", T::kCounter);
+  m.Declare("clams_request_duration_seconds", "Time from arrival to answer of annotate requests.", T::kHistogram,
+            latency);
+  m.Declare("clams_queue_length", "Requests waiting for admission.", T::kGauge);
+  m.Declare("clams_queue_wait_seconds", "Time requests waited in the queue before they started.", T::kHistogram,
+            latency);
+  m.Declare("clams_admission_rejections_total",
+            "Requests refused without running, by reason (queue_full, queue_timeout, impossible, draining).",
+            T::kCounter);
+  m.Declare("clams_gpu_memory_total_bytes", "Total memory of each GPU.", T::kGauge);
+  m.Declare("clams_gpu_memory_used_bytes", "Used memory of each GPU (all processes), from the last sample.",
+            T::kGauge);
+  m.Declare("clams_gpu_memory_reserved_bytes",
+            "Memory admitted requests may still allocate on each GPU (the admission ledger).", T::kGauge);
+  m.Declare("clams_worker_vram_bytes", "GPU memory used by each worker (its process tree).", T::kGauge);
+  m.Declare("clams_workers", "Workers by state.", T::kGauge);
+  m.Declare("clams_worker_restarts_total",
+            "Workers replaced, by reason (crash, timeout, max_requests, drift, evict, oom, reload).", T::kCounter);
+  m.Declare("clams_oom_total", "Requests that ran out of GPU memory despite admission.", T::kCounter);
+  m.Declare("clams_evictions_total", "Idle workers recycled to free GPU memory for a waiting request.",
+            T::kCounter);
+  m.Declare("clams_gpu_accounting_per_process",
+            "1 when GPU memory is attributed per worker process, 0 when only device totals are usable.",
+            T::kGauge);
+  m.Declare("clams_profiles", "Request classes with a measured memory profile.", T::kGauge);
+}
+
+}  // namespace clams::server

@@ -1,0 +1,707 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "clams/base/log.h"
+#include "clams/mmif/json.h"
+
+namespace clams::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kHttpUnprocessable = 422;
+constexpr int kHttpInternalError = 500;
+constexpr int kHttpUnavailable = 503;
+constexpr int kHttpGatewayTimeout = 504;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string Mib(std::uint64_t bytes) { return gpu::FormatBytes(bytes); }
+
+std::string_view StateName(vram::WorkerState s) {
+  switch (s) {
+    case vram::WorkerState::kStarting: return "starting";
+    case vram::WorkerState::kIdle: return "idle";
+    case vram::WorkerState::kBusy: return "busy";
+    case vram::WorkerState::kStopping: return "stopping";
+  }
+  return "unknown";
+}
+
+json::object ClassParameters(const Params& params) {
+  json::object out;
+  for (const auto& kv : params.values()) {
+    if (!IsUniversalParameter(kv.key())) out[kv.key()] = kv.value();
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Scheduler::Job {
+  std::uint64_t id = 0;
+  AnnotateCall call;
+  RawParams raw;  // query merged over envelope parameters
+  Params params;
+  vram::RequestClass cls;
+  vram::Estimate estimate;
+  bool pretty = false;
+  Clock::time_point arrived;
+  Clock::time_point dispatched;
+  EventLoop::TimerId queue_timer = 0;
+  bool queued = false;
+  bool answered = false;
+  // While running:
+  int worker_id = -1;
+  int device = -1;
+  bool warm = false;
+  std::uint64_t need_bytes = 0;
+  std::uint64_t free_at_dispatch = 0;
+};
+
+Scheduler::Scheduler(EventLoop& loop, AppRunner& runner, Executor& executor, vram::Sampler* sampler,
+                     vram::ProfileStore* profiles, Metrics& metrics, SchedulerOptions options)
+    : loop_(loop),
+      runner_(runner),
+      executor_(executor),
+      sampler_(sampler),
+      profiles_(profiles),
+      metrics_(metrics),
+      options_(std::move(options)) {
+  options_.admission.enforce = HasGpus();
+}
+
+Scheduler::~Scheduler() = default;
+
+bool Scheduler::HasGpus() const { return sampler_ != nullptr && !sampler_->Latest().devices.empty(); }
+
+std::vector<vram::DeviceView> Scheduler::Devices() const {
+  std::vector<vram::DeviceView> out;
+  if (sampler_ == nullptr) return out;
+  for (const auto& d : sampler_->Latest().devices) {
+    out.push_back({d.index, d.total_bytes, d.free_bytes});
+  }
+  return out;
+}
+
+const gpu::DeviceInfo* Scheduler::DeviceInfoFor(int index) const {
+  if (sampler_ == nullptr) return nullptr;
+  static thread_local gpu::Snapshot snapshot;  // loop thread only
+  snapshot = sampler_->Latest();
+  for (const auto& d : snapshot.devices) {
+    if (d.index == index) return &d;
+  }
+  return nullptr;
+}
+
+std::vector<vram::InFlight> Scheduler::InFlightLedger() const {
+  std::vector<vram::InFlight> out;
+  for (const auto& [worker, job_id] : running_by_worker_) {
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end()) continue;
+    const Job& job = *it->second;
+    vram::InFlight f;
+    f.request_id = job.id;
+    f.worker_id = worker;
+    f.device = job.device;
+    f.need_bytes = job.need_bytes;
+    f.started = job.dispatched;
+    if (sampler_ != nullptr) {
+      if (auto w = sampler_->CurrentWindow(worker)) f.growth_bytes = w->growth();
+    }
+    if (profiles_ != nullptr) {
+      if (auto p = profiles_->Get(job.cls.key)) f.expected_ms = p->mean_duration_ms;
+    }
+    out.push_back(f);
+  }
+  return out;
+}
+
+int Scheduler::RetryAfter(std::size_t ahead) const {
+  std::size_t workers = 0;
+  for (const auto& w : executor_.Workers()) {
+    if (w.state != vram::WorkerState::kStopping) ++workers;
+  }
+  return vram::RetryAfterSeconds(ahead, InFlightLedger(), std::max<std::size_t>(workers, 1), Clock::now());
+}
+
+void Scheduler::Answer(Job& job, HttpResponse response) {
+  if (job.answered) return;
+  job.answered = true;
+  if (job.call.cancel) job.call.cancel->Clear();
+  metrics_.Add("clams_requests_total", {{"code", std::to_string(response.status)}});
+  metrics_.Observe("clams_request_duration_seconds", {}, Seconds(Clock::now() - job.arrived));
+  job.call.respond(std::move(response));
+}
+
+void Scheduler::Reject(Job& job, int status, std::string_view reason, std::string_view message,
+                       bool retry_after) {
+  metrics_.Add("clams_admission_rejections_total", {{"reason", std::string(reason)}});
+  AnnotateOutcome o = runner_.ErrorViewAnswer(job.call.request.body, job.raw, status, message,
+                                              FailureKind::kAppError);
+  HttpResponse r;
+  r.status = status;
+  r.content_type = o.content_type;
+  r.body = std::move(o.body);
+  if (retry_after) {
+    std::size_t ahead = 0;
+    for (auto id : queue_) {
+      if (id == job.id) break;
+      ++ahead;
+    }
+    r.headers.emplace_back("Retry-After", std::to_string(RetryAfter(ahead)));
+  }
+  if (HasGpus()) {
+    r.headers.emplace_back("X-Clams-Vram", vram::VramHeaderValue(job.estimate, job.estimate.full_bytes, 0));
+  }
+  CLAMS_LOG(kInfo, "request {} refused ({}): {}", job.id, reason, message);
+  Answer(job, std::move(r));
+}
+
+void Scheduler::Submit(AnnotateCall call) {
+  auto job = std::make_unique<Job>();
+  job->id = next_id_++;
+  job->arrived = Clock::now();
+  job->call = std::move(call);
+  Job& j = *job;
+
+  auto prepared = runner_.PrepareParams(j.call.request.body, j.call.query);
+  if (!prepared.ok()) {
+    HttpResponse r;
+    r.status = 400;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = std::string(kInvalidInputPrefix) + prepared.status().message();
+    Answer(j, std::move(r));
+    return;
+  }
+  j.raw = std::move(prepared->raw);
+  if (!prepared->refine_status.ok()) {
+    AnnotateOutcome o = runner_.ParameterErrorAnswer(j.call.request.body, j.raw, prepared->refine_status);
+    Answer(j, HttpResponse{o.http_status, o.content_type, {}, std::move(o.body)});
+    return;
+  }
+  j.params = std::move(prepared->params);
+  j.pretty = j.params.GetBool("pretty");
+  const AppMetadata& md = runner_.metadata();
+  j.cls = vram::RequestClass::Make(md.identifier, md.app_version, CanonicalClassParameters(j.params));
+
+  if (draining_) {
+    jobs_.emplace(j.id, std::move(job));
+    Reject(j, kHttpUnavailable, "draining", "the server is shutting down and takes no new requests", true);
+    jobs_.erase(j.id);
+    return;
+  }
+
+  const bool gpus = HasGpus();
+  if (gpus) {
+    std::optional<std::uint64_t> declared;
+    try {
+      declared = runner_.app().EstimateVram(j.params);
+    } catch (const std::exception& e) {
+      CLAMS_LOG(kWarning, "App::EstimateVram threw: {}", e.what());
+    }
+    std::optional<vram::Profile> profile;
+    if (profiles_ != nullptr) profile = profiles_->Get(j.cls.key);
+    std::uint64_t largest = 0;
+    for (const auto& d : Devices()) largest = std::max(largest, d.total_bytes);
+    j.estimate = vram::ResolveEstimate(declared, profile ? &*profile : nullptr, md.est_gpu_mem_typ, largest,
+                                       options_.estimates);
+    auto devices = Devices();
+    if (!vram::CanEverFit(j.estimate.full_bytes, devices, options_.admission)) {
+      std::uint64_t possible = 0;
+      for (const auto& d : devices) {
+        std::uint64_t safety = vram::SafetyBytes(d, options_.admission);
+        possible = std::max(possible, d.total_bytes > safety ? d.total_bytes - safety : 0);
+      }
+      jobs_.emplace(j.id, std::move(job));
+      Reject(j, kHttpUnprocessable, "impossible",
+             "this request needs " + Mib(j.estimate.full_bytes) + " of GPU memory (" +
+                 std::string(vram::EstimateSourceName(j.estimate.source)) + " estimate), but no device can ever " +
+                 "provide more than " + Mib(possible) + " (total minus --vram-headroom)",
+             false);
+      jobs_.erase(j.id);
+      return;
+    }
+  }
+
+  if (queue_.size() >= options_.max_queue) {
+    jobs_.emplace(j.id, std::move(job));
+    queue_.push_back(j.id);  // so Retry-After counts everyone ahead
+    Reject(j, kHttpUnavailable, "queue_full",
+           "the queue is full: " + std::to_string(options_.max_queue) +
+               " requests are already waiting (--max-queue); retry later",
+           true);
+    queue_.pop_back();
+    jobs_.erase(j.id);
+    return;
+  }
+
+  j.queued = true;
+  const std::uint64_t id = j.id;
+  j.queue_timer = loop_.After(options_.queue_timeout, [this, id] { OnQueueTimeout(id); });
+  if (j.call.cancel) j.call.cancel->OnCancel([this, id] { OnCancel(id); });
+  queue_.push_back(id);
+  jobs_.emplace(id, std::move(job));
+  metrics_.Set("clams_queue_length", {}, static_cast<double>(queue_.size()));
+  Pump();
+}
+
+void Scheduler::OnCancel(std::uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || !it->second->queued) return;
+  Job& job = *it->second;
+  loop_.Cancel(job.queue_timer);
+  queue_.erase(std::find(queue_.begin(), queue_.end(), job_id));
+  CLAMS_LOG(kInfo, "request {} left the queue: the client disconnected after {:.1f} s", job_id,
+            Seconds(Clock::now() - job.arrived));
+  metrics_.Add("clams_admission_rejections_total", {{"reason", "client_gone"}});
+  jobs_.erase(it);
+  metrics_.Set("clams_queue_length", {}, static_cast<double>(queue_.size()));
+  MaybeFinishDrain();
+}
+
+void Scheduler::OnQueueTimeout(std::uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || !it->second->queued) return;
+  Job& job = *it->second;
+  std::string why;
+  if (last_blocked_ && last_blocked_->request_id == job_id && !last_blocked_->no_idle_worker) {
+    why = "needed " + Mib(last_blocked_->need_bytes) + " of GPU memory on device " +
+          std::to_string(last_blocked_->device) + " but only " +
+          Mib(static_cast<std::uint64_t>(std::max<std::int64_t>(0, last_blocked_->headroom_bytes))) +
+          " could be given";
+  } else if (HasGpus()) {
+    std::uint64_t free_bytes = 0;
+    for (const auto& d : Devices()) free_bytes = std::max(free_bytes, d.free_bytes);
+    why = "needs " + Mib(job.estimate.full_bytes) + " of GPU memory; " + Mib(free_bytes) +
+          " free on the emptiest device";
+  } else {
+    why = "no worker became free";
+  }
+  std::size_t ahead = 0;
+  for (auto id : queue_) {
+    if (id == job_id) break;
+    ++ahead;
+  }
+  Reject(job, kHttpUnavailable, "queue_timeout",
+         "waited " + fmt::format("{:.0f}", Seconds(Clock::now() - job.arrived)) + " s (--queue-timeout) without " +
+             "being admitted: " + why + "; " + std::to_string(ahead) + " request(s) ahead",
+         true);
+  queue_.erase(std::find(queue_.begin(), queue_.end(), job_id));
+  jobs_.erase(it);
+  metrics_.Set("clams_queue_length", {}, static_cast<double>(queue_.size()));
+  MaybeFinishDrain();
+}
+
+void Scheduler::Pump() {
+  // Keep the sampler's view of the workers current.
+  std::vector<WorkerInfo> workers = executor_.Workers();
+  for (const auto& w : workers) {
+    WorkerMemory& mem = worker_memory_[w.id];
+    if (mem.pid != w.pid) {
+      mem = WorkerMemory{};
+      mem.pid = w.pid;
+      if (sampler_ != nullptr) {
+        sampler_->UntrackWorker(w.id);
+        if (w.pid > 0) sampler_->TrackWorker(w.id, w.pid, std::max(w.device, 0), w.include_children);
+      }
+    }
+  }
+  if (queue_.empty()) return;
+
+  std::vector<vram::QueuedRequest> queued;
+  queued.reserve(queue_.size());
+  for (auto id : queue_) {
+    const Job& job = *jobs_.at(id);
+    queued.push_back({job.id, job.cls.key, job.estimate, job.arrived});
+  }
+  std::vector<vram::WorkerSlot> slots;
+  for (const auto& w : workers) {
+    vram::WorkerSlot s;
+    s.id = w.id;
+    s.device = std::max(w.device, 0);
+    s.state = w.state;
+    s.last_class = worker_memory_[w.id].last_class;
+    s.usage_bytes = sampler_ != nullptr ? sampler_->WorkerUsage(w.id) : 0;
+    s.last_used = w.last_used;
+    slots.push_back(std::move(s));
+  }
+  const auto devices = Devices();
+  const auto ledger = InFlightLedger();
+  vram::Decision decision = vram::Decide(queued, slots, devices, ledger, Clock::now(), options_.admission);
+  last_blocked_ = decision.head_blocked;
+
+  for (int worker : decision.evict) {
+    CLAMS_LOG(kInfo, "evicting idle worker {} to free GPU memory for a waiting request", worker);
+    metrics_.Add("clams_evictions_total", {});
+    worker_memory_.erase(worker);
+    executor_.Recycle(worker, "evict");
+  }
+
+  for (const auto& d : decision.dispatches) {
+    auto it = jobs_.find(d.request_id);
+    if (it == jobs_.end()) continue;
+    Job& job = *it->second;
+    job.queued = false;
+    loop_.Cancel(job.queue_timer);
+    queue_.erase(std::find(queue_.begin(), queue_.end(), job.id));
+    job.worker_id = d.worker_id;
+    job.warm = d.warm;
+    job.need_bytes = d.need_bytes;
+    job.dispatched = Clock::now();
+    for (const auto& s : slots) {
+      if (s.id == d.worker_id) job.device = s.device;
+    }
+    for (const auto& dev : devices) {
+      if (dev.index == job.device) job.free_at_dispatch = dev.free_bytes;
+    }
+    metrics_.Observe("clams_queue_wait_seconds", {}, Seconds(job.dispatched - job.arrived));
+    if (sampler_ != nullptr) {
+      sampler_->BeginWindow(d.worker_id);
+      sampler_->SetBusy(true);
+    }
+    running_by_worker_[d.worker_id] = job.id;
+    auto exec = std::make_shared<ExecRequest>();
+    exec->target = job.call.request.target;
+    exec->body = job.call.request.body;
+    exec->query = job.call.query;
+    exec->timeout = options_.request_timeout;
+    CLAMS_LOG(kDebug, "request {} -> worker {} (need {}, {}, class {})", job.id, d.worker_id, Mib(d.need_bytes),
+              d.warm ? "warm" : "cold", job.cls.key);
+    const std::uint64_t id = job.id;
+    executor_.Dispatch(d.worker_id, std::move(exec), [this, id](ExecResult r) { OnDone(id, std::move(r)); });
+  }
+  metrics_.Set("clams_queue_length", {}, static_cast<double>(queue_.size()));
+  if (!queue_.empty() && decision.head_blocked && !decision.head_blocked->no_idle_worker) ScheduleRecheck();
+}
+
+void Scheduler::ScheduleRecheck() {
+  if (recheck_scheduled_) return;
+  recheck_scheduled_ = true;
+  loop_.After(options_.recheck_interval, [this] {
+    recheck_scheduled_ = false;
+    Pump();
+  });
+}
+
+std::string Scheduler::InjectHardware(const Job& job, const ExecResult& result,
+                                      const vram::Sampler::Window* window) {
+  auto tree = mmif::ParseJson(result.body);
+  if (!tree.ok() || !tree->is_object()) return result.body;
+  json::array cuda;
+  if (const gpu::DeviceInfo* d = DeviceInfoFor(job.device)) {
+    // Per-process accounting reports the worker's peak usage during the
+    // request; device-level accounting its growth (the device's delta).
+    std::uint64_t peak = 0;
+    if (window != nullptr) peak = sampler_->per_process() ? window->peak_bytes : window->growth();
+    cuda.emplace_back(gpu::FormatCudaHardwareEntry(d->name, d->total_bytes, job.free_at_dispatch, peak));
+  }
+  json::value* views = tree->get_object().if_contains("views");
+  if (views == nullptr || !views->is_array()) return result.body;
+  for (auto& v : views->get_array()) {
+    if (!v.is_object()) continue;
+    const json::value* id = v.get_object().if_contains("id");
+    if (id == nullptr || !id->is_string()) continue;
+    if (std::find(result.new_view_ids.begin(), result.new_view_ids.end(), std::string_view(id->get_string())) ==
+        result.new_view_ids.end()) {
+      continue;
+    }
+    json::value* md = v.get_object().if_contains("metadata");
+    if (md == nullptr || !md->is_object()) continue;
+    json::value& profiling = md->get_object()["appProfiling"];
+    if (!profiling.is_object()) profiling = json::object();
+    json::value& hardware = profiling.get_object()["hardware"];
+    if (!hardware.is_object()) hardware = json::object();
+    hardware.get_object()["cuda"] = cuda;
+  }
+  mmif::JsonStyle style;
+  style.indent = job.pretty ? 2 : 0;
+  return mmif::WriteJson(*tree, style);
+}
+
+void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  Job& job = *it->second;
+  running_by_worker_.erase(job.worker_id);
+  std::optional<vram::Sampler::Window> window;
+  if (sampler_ != nullptr) {
+    window = sampler_->EndWindow(job.worker_id);
+    if (running_by_worker_.empty()) sampler_->SetBusy(false);
+  }
+  const std::uint64_t growth = window ? window->growth() : 0;
+  const double duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - job.dispatched).count();
+  const bool gpus = HasGpus();
+  const gpu::DeviceInfo* dev = gpus ? DeviceInfoFor(job.device) : nullptr;
+  const std::string device_name = dev != nullptr ? dev->name : "";
+
+  HttpResponse response;
+  switch (result.fate) {
+    case ExecResult::Fate::kAnswered: {
+      response.status = result.http_status;
+      response.content_type = result.content_type;
+      if (result.failure == FailureKind::kAppOom) {
+        // Admission let it in and it still ran out: learn, recycle, and let
+        // the client retry.
+        metrics_.Add("clams_oom_total", {});
+        if (profiles_ != nullptr && gpus) {
+          Status s = profiles_->RecordOom(job.cls, ClassParameters(job.params), window ? window->growth() : 0,
+                                          job.need_bytes, device_name);
+          if (!s.ok()) CLAMS_LOG(kWarning, "could not record the OOM in the profile: {}", s.ToString());
+        }
+        worker_memory_.erase(job.worker_id);
+        executor_.Recycle(job.worker_id, "oom");
+        response.status = kHttpUnavailable;
+        response.headers.emplace_back("Retry-After", std::to_string(RetryAfter(0)));
+        CLAMS_LOG(kWarning, "request {} ran out of GPU memory on worker {} (class {}): {}", job.id, job.worker_id,
+                  job.cls.key, result.error);
+        response.body = std::move(result.body);
+      } else if (result.http_status == 200) {
+        WorkerMemory& mem = worker_memory_[job.worker_id];
+        const bool same_class = mem.last_class == job.cls.key;
+        if (profiles_ != nullptr && gpus && (growth > 0 || runner_.metadata().est_gpu_mem_min > 0)) {
+          Status s = profiles_->Record(job.cls, ClassParameters(job.params), growth, job.warm, duration_ms,
+                                       device_name);
+          if (!s.ok()) CLAMS_LOG(kWarning, "could not write the memory profile: {}", s.ToString());
+        }
+        if (sampler_ != nullptr && gpus) {
+          const std::uint64_t idle = sampler_->WorkerUsage(job.worker_id);
+          if (same_class && mem.has_baseline) {
+            const std::uint64_t allowed =
+                mem.baseline_bytes + std::max<std::uint64_t>(options_.drift_min_bytes,
+                                                             static_cast<std::uint64_t>(options_.drift_fraction *
+                                                                                        mem.baseline_bytes));
+            if (idle > allowed) {
+              CLAMS_LOG(kInfo, "worker {} holds {} idle, above its baseline {}: recycling it", job.worker_id,
+                        Mib(idle), Mib(mem.baseline_bytes));
+              worker_memory_.erase(job.worker_id);
+              executor_.Recycle(job.worker_id, "drift");
+            }
+          } else {
+            mem.baseline_bytes = idle;
+            mem.has_baseline = true;
+          }
+        }
+        if (worker_memory_.count(job.worker_id) != 0) worker_memory_[job.worker_id].last_class = job.cls.key;
+        response.body = result.hw_fetch && gpus ? InjectHardware(job, result, window ? &*window : nullptr)
+                                                : std::move(result.body);
+      } else {
+        response.body = std::move(result.body);
+      }
+      break;
+    }
+    case ExecResult::Fate::kWorkerDied: {
+      // The worker may have been killed for memory (the driver or the
+      // kernel): raise the estimate so the retry has room, and report.
+      if (profiles_ != nullptr && gpus) {
+        Status s = profiles_->RecordOom(job.cls, ClassParameters(job.params), growth, job.need_bytes, device_name);
+        if (!s.ok()) CLAMS_LOG(kWarning, "could not update the profile: {}", s.ToString());
+      }
+      worker_memory_.erase(job.worker_id);
+      AnnotateOutcome o = runner_.ErrorViewAnswer(job.call.request.body, job.raw, kHttpInternalError,
+                                                  result.fate_text, FailureKind::kAppError);
+      response = HttpResponse{kHttpInternalError, o.content_type, {}, std::move(o.body)};
+      break;
+    }
+    case ExecResult::Fate::kTimedOut: {
+      worker_memory_.erase(job.worker_id);
+      AnnotateOutcome o = runner_.ErrorViewAnswer(job.call.request.body, job.raw, kHttpGatewayTimeout,
+                                                  result.fate_text, FailureKind::kAppError);
+      response = HttpResponse{kHttpGatewayTimeout, o.content_type, {}, std::move(o.body)};
+      break;
+    }
+    case ExecResult::Fate::kLost: {
+      AnnotateOutcome o = runner_.ErrorViewAnswer(job.call.request.body, job.raw, kHttpInternalError,
+                                                  result.fate_text, FailureKind::kAppError);
+      response = HttpResponse{kHttpInternalError, o.content_type, {}, std::move(o.body)};
+      break;
+    }
+  }
+  if (gpus) response.headers.emplace_back("X-Clams-Vram", vram::VramHeaderValue(job.estimate, job.need_bytes, growth));
+  Answer(job, std::move(response));
+  jobs_.erase(it);
+  Pump();
+  MaybeFinishDrain();
+}
+
+bool Scheduler::Ready(std::string* why) const {
+  auto say = [why](std::string text) {
+    if (why != nullptr) *why = std::move(text);
+    return false;
+  };
+  if (draining_) return say("draining");
+  bool any_up = false;
+  for (const auto& w : executor_.Workers()) {
+    if (w.state == vram::WorkerState::kIdle || w.state == vram::WorkerState::kBusy) any_up = true;
+  }
+  if (!any_up) return say("no worker is ready");
+  if (queue_.size() >= options_.max_queue) return say("the queue is full");
+  if (HasGpus() && profiles_ != nullptr && profiles_->size() > 0) {
+    std::uint64_t smallest = UINT64_MAX;
+    for (const auto& [key, p] : profiles_->All()) {
+      std::uint64_t need = static_cast<std::uint64_t>(p.peak_bytes * (1 + options_.estimates.margin));
+      smallest = std::min(smallest, need);
+    }
+    const auto ledger = InFlightLedger();
+    bool soon = false;
+    for (const auto& d : Devices()) {
+      const bool will_free = std::any_of(ledger.begin(), ledger.end(),
+                                         [&](const vram::InFlight& f) { return f.device == d.index; });
+      if (will_free || vram::HeadroomBytes(d, ledger, options_.admission) >= static_cast<std::int64_t>(smallest)) {
+        soon = true;
+      }
+    }
+    if (!soon) {
+      return say("no device has room for the smallest known request class (" + Mib(smallest) +
+                 ") and nothing running will free memory");
+    }
+  }
+  return true;
+}
+
+json::object Scheduler::Runtime() const {
+  json::object rt;
+  rt["mode"] = executor_.kind() == "in-process" ? "development" : "production";
+  rt["executor"] = executor_.kind();
+  const auto ledger = InFlightLedger();
+  json::array devices;
+  if (sampler_ != nullptr) {
+    for (const auto& d : sampler_->Latest().devices) {
+      json::object o;
+      o["index"] = d.index;
+      o["name"] = d.name;
+      o["uuid"] = d.uuid;
+      o["total_bytes"] = d.total_bytes;
+      o["used_bytes"] = d.used_bytes;
+      o["free_bytes"] = d.free_bytes;
+      std::uint64_t reserved = 0;
+      for (const auto& f : ledger) {
+        if (f.device == d.index && f.need_bytes > f.growth_bytes) reserved += f.need_bytes - f.growth_bytes;
+      }
+      o["reserved_bytes"] = reserved;
+      if (d.simulated) {
+        o["high_water_bytes"] = d.high_water_bytes;
+        o["oom_events"] = d.oom_events;
+      }
+      devices.push_back(std::move(o));
+    }
+    rt["accounting"] = sampler_->per_process() ? "per_process" : "device";
+  }
+  rt["devices"] = std::move(devices);
+  json::array workers;
+  for (const auto& w : executor_.Workers()) {
+    json::object o;
+    o["id"] = w.id;
+    o["pid"] = w.pid;
+    if (w.device >= 0) {
+      o["device"] = w.device;
+    } else {
+      o["device"] = nullptr;
+    }
+    o["state"] = StateName(w.state);
+    o["requests"] = w.requests;
+    o["vram_bytes"] = sampler_ != nullptr ? sampler_->WorkerUsage(w.id) : 0;
+    auto mem = worker_memory_.find(w.id);
+    o["last_class"] = mem != worker_memory_.end() ? mem->second.last_class : "";
+    workers.push_back(std::move(o));
+  }
+  rt["workers"] = std::move(workers);
+  json::object queue;
+  queue["length"] = queue_.size();
+  double oldest = 0;
+  if (!queue_.empty()) oldest = Seconds(Clock::now() - jobs_.at(queue_.front())->arrived);
+  queue["oldest_wait_seconds"] = oldest;
+  queue["running"] = running_by_worker_.size();
+  rt["queue"] = std::move(queue);
+  json::object profiles;
+  profiles["count"] = profiles_ != nullptr ? profiles_->size() : 0;
+  if (profiles_ != nullptr) {
+    profiles["directory"] = profiles_->directory().string();
+    json::array list;
+    for (const auto& [key, p] : profiles_->All()) {
+      json::object e;
+      e["key"] = key;
+      e["peak_bytes"] = p.peak_bytes;
+      e["warm_peak_bytes"] = p.warm_peak_bytes;
+      e["samples"] = p.samples;
+      e["oom_events"] = p.oom_events;
+      e["parameters"] = p.parameters;
+      list.push_back(std::move(e));
+    }
+    profiles["classes"] = std::move(list);
+  }
+  rt["profiles"] = std::move(profiles);
+  rt["draining"] = draining_;
+  return rt;
+}
+
+void Scheduler::UpdateGauges() {
+  metrics_.Set("clams_queue_length", {}, static_cast<double>(queue_.size()));
+  metrics_.ClearSeries("clams_workers");
+  for (auto s : {vram::WorkerState::kStarting, vram::WorkerState::kIdle, vram::WorkerState::kBusy,
+                 vram::WorkerState::kStopping}) {
+    metrics_.Set("clams_workers", {{"state", std::string(StateName(s))}}, 0);
+  }
+  metrics_.ClearSeries("clams_worker_vram_bytes");
+  for (const auto& w : executor_.Workers()) {
+    Labels state{{"state", std::string(StateName(w.state))}};
+    metrics_.Set("clams_workers", state, metrics_.Value("clams_workers", state) + 1);
+    if (sampler_ != nullptr) {
+      metrics_.Set("clams_worker_vram_bytes", {{"worker", std::to_string(w.id)}, {"pid", std::to_string(w.pid)}},
+                   static_cast<double>(sampler_->WorkerUsage(w.id)));
+    }
+  }
+  metrics_.ClearSeries("clams_gpu_memory_total_bytes");
+  metrics_.ClearSeries("clams_gpu_memory_used_bytes");
+  metrics_.ClearSeries("clams_gpu_memory_reserved_bytes");
+  if (sampler_ != nullptr) {
+    const auto ledger = InFlightLedger();
+    for (const auto& d : sampler_->Latest().devices) {
+      Labels l{{"device", std::to_string(d.index)}, {"uuid", d.uuid}};
+      metrics_.Set("clams_gpu_memory_total_bytes", l, static_cast<double>(d.total_bytes));
+      metrics_.Set("clams_gpu_memory_used_bytes", l, static_cast<double>(d.used_bytes));
+      std::uint64_t reserved = 0;
+      for (const auto& f : ledger) {
+        if (f.device == d.index && f.need_bytes > f.growth_bytes) reserved += f.need_bytes - f.growth_bytes;
+      }
+      metrics_.Set("clams_gpu_memory_reserved_bytes", l, static_cast<double>(reserved));
+    }
+    metrics_.Set("clams_gpu_accounting_per_process", {}, sampler_->per_process() ? 1 : 0);
+  }
+  metrics_.Set("clams_profiles", {}, profiles_ != nullptr ? static_cast<double>(profiles_->size()) : 0);
+}
+
+void Scheduler::Drain(std::chrono::milliseconds grace, std::function<void()> done) {
+  if (draining_) return;
+  draining_ = true;
+  drain_done_ = std::move(done);
+  CLAMS_LOG(kInfo, "draining: {} queued and {} running request(s) may finish (up to {} s)", queue_.size(),
+            running_by_worker_.size(), grace.count() / 1000);
+  drain_timer_ = loop_.After(grace, [this] {
+    CLAMS_LOG(kWarning, "drain time is up: refusing {} queued request(s)", queue_.size());
+    while (!queue_.empty()) {
+      const std::uint64_t id = queue_.front();
+      Job& job = *jobs_.at(id);
+      loop_.Cancel(job.queue_timer);
+      Reject(job, kHttpUnavailable, "draining", "the server is shutting down", true);
+      queue_.pop_front();
+      jobs_.erase(id);
+    }
+    auto done_fn = std::move(drain_done_);
+    drain_done_ = nullptr;
+    if (done_fn) done_fn();
+  });
+  MaybeFinishDrain();
+}
+
+void Scheduler::MaybeFinishDrain() {
+  if (!draining_ || !drain_done_ || !queue_.empty() || !running_by_worker_.empty()) return;
+  loop_.Cancel(drain_timer_);
+  auto done_fn = std::move(drain_done_);
+  drain_done_ = nullptr;
+  done_fn();
+}
+
+}  // namespace clams::server

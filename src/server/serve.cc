@@ -1,0 +1,376 @@
+#include "clams/server/serve.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "clams/app/runner.h"
+#include "clams/base/log.h"
+#include "clams/gpu/probe.h"
+#include "clams/vram/vram.h"
+#include "server/event_loop.h"
+#include "server/front.h"
+#include "server/http_server.h"
+#include "server/in_process_executor.h"
+#include "server/metrics.h"
+#include "server/options.h"
+#include "server/process_executor.h"
+#include "server/scheduler.h"
+#include "server/worker_plan.h"
+
+namespace clams {
+namespace {
+
+using server::ServerOptions;
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+std::string ExecutablePath() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : p.string();
+}
+
+std::string DefaultAppVersion() {
+  std::vector<std::string> dirs;
+  std::string exe = ExecutablePath();
+  if (!exe.empty()) dirs.push_back(std::filesystem::path(exe).parent_path().string());
+  std::error_code ec;
+  auto cwd = std::filesystem::current_path(ec);
+  if (!ec) dirs.push_back(cwd.string());
+  return ResolveAppVersion(dirs, Env("CLAMS_APP_VERSION"));
+}
+
+Status SetLogLevel(const std::string& name) {
+  CLAMS_ASSIGN_OR_RETURN(log::Level level, log::ParseLevel(name));
+  log::SetLevel(level);
+  return Status::Ok();
+}
+
+// --- local batch use ---------------------------------------------------------
+
+void PrintAnnotateUsage(const AppMetadata& md, std::ostream& out, const char* argv0) {
+  out << md.name << " " << md.app_version << ": " << md.description << "\n\n"
+      << "usage: " << argv0 << " annotate [IN.mmif|-] [OUT.mmif|-] [--PARAM VALUE ...]\n"
+      << "  IN defaults to stdin, OUT to stdout. Repeat a flag for several values.\n\nparameters:\n";
+  for (const auto& p : md.parameters) {
+    out << "  --" << p.name << " (" << ParamTypeName(p.type) << (p.multivalued ? ", multivalued" : "") << ")";
+    if (!p.default_value.is_null()) out << " default " << mmif::WriteJson(p.default_value);
+    if (!p.choices.empty()) out << " choices " << mmif::WriteJson(json::array(p.choices.begin(), p.choices.end()));
+    out << "\n      " << p.description << "\n";
+  }
+}
+
+int RunBatch(AppRunner& runner, int argc, char** argv) {
+  std::vector<std::string> positional;
+  RawParams params;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      PrintAnnotateUsage(runner.metadata(), std::cout, argv[0]);
+      return 0;
+    }
+    if (arg.rfind("--", 0) == 0 && arg.size() > 2) {
+      std::string name = arg.substr(2);
+      std::string value;
+      auto eq = name.find('=');
+      if (eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name.resize(eq);
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        std::cerr << "annotate: --" << name << " needs a value\n";
+        return 2;
+      }
+      params.Add(name, std::move(value));
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() > 2) {
+    std::cerr << "annotate: expected at most IN and OUT, got " << positional.size() << " files\n";
+    return 2;
+  }
+  std::string input;
+  const std::string in_path = positional.empty() ? "-" : positional[0];
+  if (in_path == "-") {
+    if (::isatty(STDIN_FILENO) != 0) {
+      PrintAnnotateUsage(runner.metadata(), std::cerr, argv[0]);
+      return 2;
+    }
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    input = ss.str();
+  } else {
+    std::ifstream in(in_path, std::ios::binary);
+    if (!in) {
+      std::cerr << "annotate: cannot read " << in_path << "\n";
+      return 1;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    input = ss.str();
+  }
+  AnnotateOutcome outcome = runner.Run(input, params);
+  if (outcome.failure == FailureKind::kBadInput) {
+    std::cerr << "annotate: " << in_path << ": " << outcome.error << "\n";
+    return 1;
+  }
+  const std::string out_path = positional.size() > 1 ? positional[1] : "-";
+  if (out_path == "-") {
+    std::cout << outcome.body;
+    if (!outcome.body.empty() && outcome.body.back() != '\n') std::cout << "\n";
+    std::cout.flush();
+  } else {
+    std::ofstream out(out_path, std::ios::binary);
+    out << outcome.body;
+    if (!out) {
+      std::cerr << "annotate: cannot write " << out_path << "\n";
+      return 1;
+    }
+  }
+  if (outcome.http_status != 200) {
+    std::cerr << "annotate: the app failed (" << outcome.http_status << "): " << outcome.error
+              << "; the error view was written to " << (out_path == "-" ? "stdout" : out_path) << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+// --- the server ---------------------------------------------------------------
+
+StatusOr<vram::AdmissionOptions> AdmissionFromFlags(const ServerOptions& o) {
+  vram::AdmissionOptions a;
+  a.backfill_window = std::chrono::milliseconds(static_cast<long long>(o.backfill_window_seconds * 1000));
+  if (!o.vram_headroom.empty()) {
+    if (o.vram_headroom.back() == '%') {
+      char* end = nullptr;
+      const std::string number = o.vram_headroom.substr(0, o.vram_headroom.size() - 1);
+      double pct = std::strtod(number.c_str(), &end);
+      if (number.empty() || end != number.c_str() + number.size() || pct < 0 || pct >= 100) {
+        return InvalidArgumentError("--vram-headroom: \"" + o.vram_headroom + "\" is not a percentage below 100%");
+      }
+      a.headroom_fraction = pct / 100.0;
+    } else {
+      auto bytes = gpu::ParseBytes(o.vram_headroom);
+      if (!bytes.ok()) return InvalidArgumentError("--vram-headroom: " + bytes.status().message());
+      a.headroom_bytes = *bytes;
+    }
+  }
+  return a;
+}
+
+std::chrono::milliseconds Ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
+int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& workers_source,
+              const std::string& port_file) {
+  ::signal(SIGPIPE, SIG_IGN);
+  server::EventLoop loop;
+  const AppMetadata& md = runner.metadata();
+
+  auto probe_or = gpu::CreateProbe(gpu::ProbeOptions::FromEnvironment());
+  if (!probe_or.ok()) {
+    CLAMS_LOG(kCritical, "GPU probe: {}", probe_or.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<gpu::Probe> probe = std::move(probe_or).value();
+  std::vector<gpu::DeviceInfo> devices;
+  if (auto d = probe->Devices(); d.ok()) {
+    devices = *d;
+  } else {
+    CLAMS_LOG(kWarning, "cannot list GPUs ({}): serving without GPU accounting", d.status().ToString());
+  }
+  for (const auto& d : devices) {
+    CLAMS_LOG(kInfo, "GPU {}: {} ({}), {} total, {} free [{}]", d.index, d.name, d.uuid, gpu::FormatBytes(d.total_bytes),
+              gpu::FormatBytes(d.free_bytes), probe->backend());
+  }
+
+  std::unique_ptr<vram::Sampler> sampler;
+  std::unique_ptr<vram::ProfileStore> profiles;
+  if (!devices.empty()) {
+    vram::Sampler::Options so;
+    so.per_process = o.production && probe->per_process_accounting();
+    if (!so.per_process) {
+      CLAMS_LOG(kInfo, "GPU memory is accounted per device ({})",
+                o.production ? "per-process numbers are not available" : "development mode runs the app in-process");
+    }
+    sampler = vram::Sampler::Start(probe.get(), so);
+    const std::string root = o.profile_dir.empty()
+                                 ? vram::DefaultProfileRoot(Env("CLAMS_PROFILE_DIR"), Env("XDG_CACHE_HOME"), Env("HOME"))
+                                       .string()
+                                 : o.profile_dir;
+    auto store = vram::ProfileStore::Open({root, md.identifier});
+    if (store.ok()) {
+      profiles = std::move(store).value();
+      CLAMS_LOG(kInfo, "memory profiles: {} ({} known request classes)", profiles->directory().string(),
+                profiles->size());
+    } else {
+      CLAMS_LOG(kWarning, "memory profiles are not kept: {}", store.status().ToString());
+    }
+  }
+
+  server::Metrics metrics;
+  server::DeclareServerMetrics(metrics);
+
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::unique_ptr<server::Executor> executor;
+  std::filesystem::path socket_dir;
+  if (o.production) {
+    server::WorkerPlan plan = server::PlanWorkers(devices, cores, md.est_gpu_mem_typ, o.workers, workers_source);
+    CLAMS_LOG(kInfo, "{}", plan.reasoning);
+    CLAMS_LOG(kInfo, "Worker recycling: {}",
+              o.max_requests == 0 ? std::string("disabled (workers persist)")
+                                  : fmt::format("after {} request(s)", o.max_requests));
+    server::ProcessExecutorOptions po;
+    po.executable = ExecutablePath();
+    po.worker_args = {"--log-level", o.log_level};
+    if (o.no_access_log) po.worker_args.push_back("--no-access-log");
+    po.worker_devices = plan.devices;
+    po.devices = devices;
+    po.max_requests = o.max_requests;
+    po.max_requests_jitter = o.max_requests_jitter;
+    socket_dir = std::filesystem::temp_directory_path() / ("clams-" + std::to_string(::getpid()));
+    po.socket_dir = socket_dir;
+    executor = std::make_unique<server::ProcessExecutor>(loop, metrics, std::move(po));
+  } else {
+    const int threads = o.workers > 0 ? o.workers : std::min(server::kDefaultDevelopmentThreads, 2 * cores + 1);
+    executor = std::make_unique<server::InProcessExecutor>(loop, runner, threads, devices.empty() ? -1 : 0);
+  }
+
+  server::SchedulerOptions so;
+  so.queue_timeout = Ms(o.queue_timeout_seconds);
+  so.max_queue = o.max_queue;
+  so.request_timeout = Ms(o.request_timeout_seconds);
+  auto admission = AdmissionFromFlags(o);
+  if (!admission.ok()) {
+    CLAMS_LOG(kCritical, "{}", admission.status().message());
+    return 2;
+  }
+  so.admission = *admission;
+  so.estimates.margin = o.vram_margin;
+  so.estimates.conservative_fraction = o.vram_conservative_fraction;
+  server::Scheduler scheduler(loop, runner, *executor, sampler.get(), profiles.get(), metrics, so);
+  server::Front front(runner, scheduler, metrics);
+
+  server::HttpServerOptions ho;
+  ho.host = o.host;
+  ho.port = static_cast<std::uint16_t>(o.port);
+  auto max_body = gpu::ParseBytes(o.max_body_size);
+  if (!max_body.ok()) {
+    CLAMS_LOG(kCritical, "--max-body-size: {}", max_body.status().message());
+    return 2;
+  }
+  ho.max_body_bytes = *max_body;
+  ho.header_timeout = std::chrono::seconds(static_cast<long long>(o.header_timeout_seconds));
+  ho.body_timeout = std::chrono::seconds(static_cast<long long>(o.body_timeout_seconds));
+  ho.idle_timeout = std::chrono::seconds(static_cast<long long>(o.idle_timeout_seconds));
+  auto http = server::HttpServer::Start(
+      loop, ho, [&front](server::HttpRequest r, server::HttpServer::Respond respond,
+                         std::shared_ptr<server::CancelSignal> c) { front.Handle(std::move(r), std::move(respond), c); });
+  if (!http.ok()) {
+    CLAMS_LOG(kCritical, "{}", http.status().ToString());
+    return 1;
+  }
+  if (Status s = executor->Start([&scheduler] { scheduler.Pump(); }); !s.ok()) {
+    CLAMS_LOG(kCritical, "cannot start workers: {}", s.ToString());
+    return 1;
+  }
+  const std::uint16_t port = (*http)->port();
+  CLAMS_LOG(kInfo, "serving {} ({}) on http://{}:{} in {} mode", md.name, md.identifier, o.host, port,
+            o.production ? "production" : "development");
+  if (!port_file.empty()) {
+    std::ofstream pf(port_file);
+    pf << port << "\n";
+  }
+
+  bool stopping = false;
+  auto shutdown = [&](const char* why) {
+    if (stopping) {
+      CLAMS_LOG(kWarning, "{} again: stopping now", why);
+      loop.Stop();
+      return;
+    }
+    stopping = true;
+    CLAMS_LOG(kInfo, "{}: draining", why);
+    scheduler.Drain(Ms(o.graceful_timeout_seconds), [&] {
+      executor->Shutdown([&] { loop.Stop(); });
+    });
+  };
+  loop.OnSignal(SIGTERM, [&] { shutdown("SIGTERM"); });
+  loop.OnSignal(SIGINT, [&] { shutdown("SIGINT"); });
+  loop.OnSignal(SIGHUP, [&] { executor->ReplaceAll(); });
+  loop.Run();
+  (*http)->StopAccepting();
+  if (!socket_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(socket_dir, ec);
+  }
+  CLAMS_LOG(kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int Serve(App& app, int argc, char** argv) {
+  if (const char* level = std::getenv("CLAMS_LOGLEVEL"); level != nullptr && *level != '\0') {
+    (void)SetLogLevel(level);
+  }
+  AppRunner::Options runner_options;
+  runner_options.default_app_version = DefaultAppVersion();
+  auto runner_or = AppRunner::Create(app, runner_options);
+  if (!runner_or.ok()) {
+    std::cerr << "invalid app metadata: " << runner_or.status().message() << "\n";
+    return 1;
+  }
+  AppRunner& runner = **runner_or;
+
+  if (argc > 1 && std::string_view(argv[1]) == "annotate") return RunBatch(runner, argc - 1, argv + 1);
+
+  const AppMetadata& md = runner.metadata();
+  CLI::App cli{md.name + " " + md.app_version + ": " + md.description +
+               "\n\nServes the app over HTTP (the CLAMS app API). Also: `" + std::string(argv[0]) +
+               " annotate --help` for local batch use."};
+  ServerOptions options;
+  server::RegisterServerFlags(cli, options);
+  std::string port_file;
+  cli.add_option("--port-file", port_file, "Write the bound port to this file (for tests and scripts).");
+  bool print_flags = false;
+  cli.add_flag("--print-flags-markdown", print_flags)->group("");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e);
+  }
+  if (print_flags) {
+    std::cout << server::FlagsMarkdown();
+    return 0;
+  }
+  std::string workers_source;
+  if (Status s = server::ApplyEnvironment(options, cli.count("--workers") > 0, &workers_source); !s.ok()) {
+    std::cerr << s.message() << "\n";
+    return 2;
+  }
+  if (Status s = SetLogLevel(options.log_level); !s.ok()) {
+    std::cerr << "--log-level: " << s.message() << "\n";
+    return 2;
+  }
+  log::SetAccessLogEnabled(!options.no_access_log);
+  if (!options.worker_socket.empty()) {
+    return server::RunNativeWorker(runner, options.worker_socket, options.worker_ready_fd);
+  }
+  return RunServer(runner, options, workers_source, port_file);
+}
+
+}  // namespace clams

@@ -1,0 +1,99 @@
+#include "e2e/server/e2e_util.h"
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+
+namespace clams::e2e {
+namespace {
+
+std::filesystem::path& KeepDir() {
+  static std::filesystem::path* dir = [] {
+    auto* p = new std::filesystem::path(std::filesystem::temp_directory_path() /
+                                        ("clams-e2e-mmif-" + std::to_string(::getpid())));
+    std::filesystem::create_directories(*p);
+    return p;
+  }();
+  return *dir;
+}
+
+std::atomic<int> g_kept{0};
+
+class SchemaCheck : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (g_kept.load() == 0) return;
+    auto schema = testing::MmifDataDir() / "schema" / "mmif.json";
+    auto tool = testing::SourceDir() / "tests" / "tools" / "validate_mmif.py";
+    auto r = testing::RunProgram({"/usr/bin/python3", tool.string(), schema.string(), KeepDir().string()});
+    EXPECT_EQ(r.exit_code, 0) << "python3-jsonschema rejected MMIF the server produced:\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("checked " + std::to_string(g_kept.load()) + " file(s), 0 invalid"), std::string::npos)
+        << r.out << r.err;
+    std::error_code ec;
+    std::filesystem::remove_all(KeepDir(), ec);
+  }
+};
+
+}  // namespace
+
+HttpResponse Call(int port, const std::string& method, const std::string& target, const std::string& body,
+                  server::Headers headers, std::chrono::milliseconds timeout) {
+  server::HttpRequest req;
+  req.method = method;
+  req.target = target;
+  req.body = body;
+  req.headers = std::move(headers);
+  auto r = server::HttpRequestBlocking(server::Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(port)},
+                                       std::move(req), timeout);
+  if (!r.ok()) {
+    ADD_FAILURE() << method << " " << target << ": " << r.status().ToString();
+    return HttpResponse{0, "", {}, ""};
+  }
+  return std::move(r).value();
+}
+
+boost::json::value Json(const std::string& body) {
+  auto v = mmif::ParseJson(body);
+  if (!v.ok()) {
+    ADD_FAILURE() << "not JSON: " << v.status().ToString() << "\n" << body.substr(0, 500);
+    return nullptr;
+  }
+  return std::move(v).value();
+}
+
+void KeepForSchemaCheck(const std::string& body) {
+  const int n = g_kept.fetch_add(1);
+  std::ofstream out(KeepDir() / ("answer-" + std::to_string(n) + ".json"), std::ios::binary);
+  out << body;
+}
+
+void RegisterSchemaCheck() {
+  static bool registered = false;
+  if (registered) return;
+  registered = true;
+  ::testing::AddGlobalTestEnvironment(new SchemaCheck());
+}
+
+std::string TextMmif(const std::string& text, const std::string& id) {
+  boost::json::object doc{{"@type", "http://mmif.clams.ai/vocabulary/TextDocument/v1"},
+                          {"properties", {{"id", id}, {"text", {{"@value", text}, {"@language", "en"}}}}}};
+  boost::json::object root{{"metadata", {{"mmif", "http://mmif.clams.ai/1.1.0"}}},
+                           {"documents", boost::json::array{doc}},
+                           {"views", boost::json::array{}}};
+  return mmif::WriteJson(root);
+}
+
+bool WaitReady(int port, std::chrono::milliseconds timeout) {
+  return testing::WaitFor(
+      [&] {
+        server::HttpRequest req;
+        req.method = "GET";
+        req.target = "/ready";
+        auto r = server::HttpRequestBlocking(server::Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(port)},
+                                             std::move(req), std::chrono::seconds(5));
+        return r.ok() && r->status == 200;
+      },
+      timeout);
+}
+
+}  // namespace clams::e2e

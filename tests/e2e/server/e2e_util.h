@@ -1,0 +1,44 @@
+// Helpers for end-to-end tests of app servers: HTTP calls, and the
+// independent schema check of every MMIF the tests receive (Debian's
+// python3-jsonschema validates them all when the test binary ends).
+#ifndef CLAMS_TESTS_E2E_SERVER_E2E_UTIL_H_
+#define CLAMS_TESTS_E2E_SERVER_E2E_UTIL_H_
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "clams/mmif/json.h"
+#include "server/http.h"
+#include "server/http_client.h"
+#include "testing/process.h"
+#include "testing/testing.h"
+
+namespace clams::e2e {
+
+using server::HttpResponse;
+
+/// Sends one request to 127.0.0.1:`port`; fails the test on connection errors.
+HttpResponse Call(int port, const std::string& method, const std::string& target, const std::string& body = "",
+                  server::Headers headers = {}, std::chrono::milliseconds timeout = std::chrono::seconds(120));
+
+/// Parses a JSON body, failing the test if it is not JSON.
+boost::json::value Json(const std::string& body);
+
+/// Keeps an MMIF answer for the schema check at the end of the run.
+void KeepForSchemaCheck(const std::string& body);
+
+/// Registers the end-of-run schema check (call once per test binary, from
+/// main or a static initializer).
+void RegisterSchemaCheck();
+
+/// A small valid MMIF with one TextDocument holding `text`.
+std::string TextMmif(const std::string& text, const std::string& id = "d1");
+
+/// Waits until GET /ready answers 200.
+bool WaitReady(int port, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+}  // namespace clams::e2e
+
+#endif  // CLAMS_TESTS_E2E_SERVER_E2E_UTIL_H_

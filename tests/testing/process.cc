@@ -1,0 +1,219 @@
+#include "testing/process.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "testing/testing.h"
+
+extern char** environ;
+
+namespace clams::testing {
+namespace {
+
+std::vector<std::string> MergedEnv(const std::map<std::string, std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos && extra.count(kv.substr(0, eq)) != 0) continue;
+    env.push_back(kv);
+  }
+  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  return env;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+RunResult RunProgram(const std::vector<std::string>& argv_in, const std::map<std::string, std::string>& env_in,
+                     const std::string& input, std::chrono::seconds timeout) {
+  RunResult result;
+  std::vector<std::string> argv = argv_in;
+  std::vector<std::string> env = MergedEnv(env_in);
+  auto cargv = CStrings(argv);
+  auto cenv = CStrings(env);
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ADD_FAILURE() << "pipe failed";
+    return result;
+  }
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in_pipe[0], 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::execve(cargv[0], cargv.data(), cenv.data());
+    ::_exit(127);
+  }
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  std::size_t written = 0;
+  int in_fd = in_pipe[1];
+  if (input.empty()) {
+    ::close(in_fd);
+    in_fd = -1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int out_fd = out_pipe[0], err_fd = err_pipe[0];
+  char buf[65536];
+  while (out_fd >= 0 || err_fd >= 0) {
+    std::vector<pollfd> fds;
+    if (out_fd >= 0) fds.push_back({out_fd, POLLIN, 0});
+    if (err_fd >= 0) fds.push_back({err_fd, POLLIN, 0});
+    if (in_fd >= 0) fds.push_back({in_fd, POLLOUT, 0});
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(pid, SIGKILL);
+      ADD_FAILURE() << "timed out running " << argv[0];
+      break;
+    }
+    ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+    for (auto& p : fds) {
+      if (p.revents == 0) continue;
+      if (p.fd == in_fd) {
+        ssize_t n = ::write(in_fd, input.data() + written, input.size() - written);
+        if (n > 0) written += static_cast<std::size_t>(n);
+        if (n < 0 || written == input.size()) {
+          ::close(in_fd);
+          in_fd = -1;
+        }
+        continue;
+      }
+      ssize_t n = ::read(p.fd, buf, sizeof(buf));
+      if (n <= 0) {
+        ::close(p.fd);
+        if (p.fd == out_fd) out_fd = -1;
+        if (p.fd == err_fd) err_fd = -1;
+      } else {
+        (p.fd == out_fd ? result.out : result.err).append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  if (in_fd >= 0) ::close(in_fd);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+  return result;
+}
+
+Process::Process(const std::vector<std::string>& argv_in, const std::map<std::string, std::string>& env_in,
+                 const std::filesystem::path& log_path) {
+  std::vector<std::string> argv = argv_in;
+  std::vector<std::string> env = MergedEnv(env_in);
+  auto cargv = CStrings(argv);
+  auto cenv = CStrings(env);
+  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    ::execve(cargv[0], cargv.data(), cenv.data());
+    ::_exit(127);
+  }
+  ::close(log_fd);
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+}
+
+bool Process::Signal(int signo) const { return pid_ > 0 && ::kill(pid_, signo) == 0; }
+
+bool Process::running() {
+  if (reaped_) return false;
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
+}
+
+std::filesystem::path BuiltBinary(const std::string& relative) { return BinaryDir() / relative; }
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+ServerProcess::ServerProcess(const std::filesystem::path& binary, const std::vector<std::string>& args,
+                             const std::map<std::string, std::string>& env, std::chrono::seconds startup_timeout) {
+  std::random_device rd;
+  dir_ = std::filesystem::temp_directory_path() /
+         ("clams-server-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+  std::filesystem::create_directories(dir_);
+  std::vector<std::string> argv = {binary.string(), "--port", "0", "--port-file", (dir_ / "port").string(),
+                                   "--host", "127.0.0.1"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  process_ = std::make_unique<Process>(argv, env, dir_ / "server.log");
+  const bool up = WaitFor(
+      [&] {
+        std::ifstream in(dir_ / "port");
+        int p = 0;
+        if (in >> p && p > 0) {
+          port_ = p;
+          return true;
+        }
+        return !process_->running();
+      },
+      startup_timeout);
+  if (!up || port_ == 0) ADD_FAILURE() << "server did not start: " << binary << "\n" << Log();
+}
+
+ServerProcess::~ServerProcess() {
+  process_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::string ServerProcess::Log() const {
+  std::ifstream in(dir_ / "server.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace clams::testing

@@ -1,0 +1,83 @@
+// Running programs from tests: spawn with arguments and environment, read
+// their output, signal and wait. Also a ServerProcess that starts an app
+// binary on a free port and waits until it answers.
+#ifndef CLAMS_TESTING_PROCESS_H_
+#define CLAMS_TESTING_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace clams::testing {
+
+/// Result of running a program to completion.
+struct RunResult {
+  int exit_code = -1;  ///< -1 if killed by a signal
+  int signal = 0;
+  std::string out;
+  std::string err;
+};
+
+/// Runs `argv` with `env` added to the environment, `input` on stdin.
+RunResult RunProgram(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+                     const std::string& input = "", std::chrono::seconds timeout = std::chrono::seconds(120));
+
+/// A child process running in the background; killed (SIGKILL) when the
+/// object goes away unless it was waited for.
+class Process {
+ public:
+  /// Starts `argv`; stdout and stderr go to `log_path` (appended).
+  Process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+          const std::filesystem::path& log_path);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool Signal(int signo) const;
+  /// Waits for the exit; nullopt on timeout. Returns the wait status.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+};
+
+/// The path of a built binary, relative to the build directory.
+std::filesystem::path BuiltBinary(const std::string& relative);
+
+/// An app server started on a free port (--port 0 --port-file), with its
+/// log in a temp file. Fails the test if it does not come up.
+class ServerProcess {
+ public:
+  ServerProcess(const std::filesystem::path& binary, const std::vector<std::string>& args,
+                const std::map<std::string, std::string>& env = {},
+                std::chrono::seconds startup_timeout = std::chrono::seconds(30));
+  ~ServerProcess();
+
+  int port() const { return port_; }
+  Process& process() { return *process_; }
+  /// The server's log so far.
+  std::string Log() const;
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::unique_ptr<Process> process_;
+  int port_ = 0;
+};
+
+/// Polls `condition` every 20 ms until it is true or `timeout` passes.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+}  // namespace clams::testing
+
+#endif  // CLAMS_TESTING_PROCESS_H_
