@@ -400,6 +400,7 @@ void ProcessExecutor::OnExit(Slot& slot, int status) {
                     "): " + slot.connection_error;
     } else {
       r.fate = ExecResult::Fate::kWorkerDied;
+      r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
       r.fate_text = "worker " + std::to_string(slot.info.id) + " (pid " + std::to_string(pid) + ") " + how +
                     " while running the request";
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 
 #include "clams/base/log.h"
 #include "clams/mmif/json.h"
@@ -51,6 +52,9 @@ struct Scheduler::Job {
   Clock::time_point arrived;
   Clock::time_point dispatched;
   EventLoop::TimerId queue_timer = 0;
+  // When it became the head that does not fit (the backfill window runs
+  // from here).
+  std::optional<Clock::time_point> head_since;
   bool queued = false;
   bool answered = false;
   // While running:
@@ -296,6 +300,21 @@ void Scheduler::OnQueueTimeout(std::uint64_t job_id) {
 }
 
 void Scheduler::Pump() {
+  // Executors report worker changes synchronously (a Recycle() below calls
+  // back here): never decide inside a decision; run again afterwards.
+  if (pumping_) {
+    pump_again_ = true;
+    return;
+  }
+  pumping_ = true;
+  do {
+    pump_again_ = false;
+    PumpOnce();
+  } while (pump_again_);
+  pumping_ = false;
+}
+
+void Scheduler::PumpOnce() {
   // Keep the sampler's view of the workers current.
   std::vector<WorkerInfo> workers = executor_.Workers();
   for (const auto& w : workers) {
@@ -310,12 +329,16 @@ void Scheduler::Pump() {
     }
   }
   if (queue_.empty()) return;
+  // Admission needs free memory as it is now: other processes allocate and
+  // workers that just exited gave memory back. One probe call per decision
+  // (microseconds simulated, well under a millisecond with NVML).
+  if (sampler_ != nullptr) sampler_->SampleNow();
 
   std::vector<vram::QueuedRequest> queued;
   queued.reserve(queue_.size());
   for (auto id : queue_) {
     const Job& job = *jobs_.at(id);
-    queued.push_back({job.id, job.cls.key, job.estimate, job.arrived});
+    queued.push_back({job.id, job.cls.key, job.estimate, job.arrived, job.head_since});
   }
   std::vector<vram::WorkerSlot> slots;
   for (const auto& w : workers) {
@@ -330,8 +353,13 @@ void Scheduler::Pump() {
   }
   const auto devices = Devices();
   const auto ledger = InFlightLedger();
-  vram::Decision decision = vram::Decide(queued, slots, devices, ledger, Clock::now(), options_.admission);
+  const auto now = Clock::now();
+  vram::Decision decision = vram::Decide(queued, slots, devices, ledger, now, options_.admission);
   last_blocked_ = decision.head_blocked;
+  if (decision.head_blocked && !decision.head_blocked->no_idle_worker) {
+    auto it = jobs_.find(decision.head_blocked->request_id);
+    if (it != jobs_.end() && !it->second->head_since) it->second->head_since = now;
+  }
 
   for (int worker : decision.evict) {
     CLAMS_LOG(kInfo, "evicting idle worker {} to free GPU memory for a waiting request", worker);
@@ -374,6 +402,8 @@ void Scheduler::Pump() {
     executor_.Dispatch(d.worker_id, std::move(exec), [this, id](ExecResult r) { OnDone(id, std::move(r)); });
   }
   metrics_.Set("clams_queue_length", {}, static_cast<double>(queue_.size()));
+  // Sample fast while anything runs or waits: freed memory shows up sooner.
+  if (sampler_ != nullptr) sampler_->SetBusy(!running_by_worker_.empty() || !queue_.empty());
   if (!queue_.empty() && decision.head_blocked && !decision.head_blocked->no_idle_worker) ScheduleRecheck();
 }
 
@@ -447,8 +477,10 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
         // the client retry.
         metrics_.Add("clams_oom_total", {});
         if (profiles_ != nullptr && gpus) {
+          // At least 1.5 x what was admitted: a declared estimate is raised
+          // too (full = max(declared, profile peak)).
           Status s = profiles_->RecordOom(job.cls, ClassParameters(job.params), window ? window->growth() : 0,
-                                          job.need_bytes, device_name);
+                                          vram::ScaleBytes(job.need_bytes, vram::kOomRaiseFactor), device_name);
           if (!s.ok()) CLAMS_LOG(kWarning, "could not record the OOM in the profile: {}", s.ToString());
         }
         worker_memory_.erase(job.worker_id);
@@ -493,11 +525,16 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
       break;
     }
     case ExecResult::Fate::kWorkerDied: {
-      // The worker may have been killed for memory (the driver or the
-      // kernel): raise the estimate so the retry has room, and report.
-      if (profiles_ != nullptr && gpus) {
-        Status s = profiles_->RecordOom(job.cls, ClassParameters(job.params), growth, job.need_bytes, device_name);
-        if (!s.ok()) CLAMS_LOG(kWarning, "could not update the profile: {}", s.ToString());
+      // SIGKILL from outside (the kernel's or the driver's OOM killer; our
+      // own timeout kills are kTimedOut) is treated as running out of
+      // memory: the estimate goes up so a retry has room.
+      if (result.signal == SIGKILL && gpus) {
+        metrics_.Add("clams_oom_total", {});
+        if (profiles_ != nullptr) {
+          Status s = profiles_->RecordOom(job.cls, ClassParameters(job.params), growth,
+                                          vram::ScaleBytes(job.need_bytes, vram::kOomRaiseFactor), device_name);
+          if (!s.ok()) CLAMS_LOG(kWarning, "could not update the profile: {}", s.ToString());
+        }
       }
       worker_memory_.erase(job.worker_id);
       AnnotateOutcome o = runner_.ErrorViewAnswer(job.call.request.body, job.raw, kHttpInternalError,

@@ -81,6 +81,7 @@ class Scheduler {
   struct Job;
   struct Running;
 
+  void PumpOnce();
   bool HasGpus() const;
   std::vector<vram::DeviceView> Devices() const;
   const gpu::DeviceInfo* DeviceInfoFor(int index) const;
@@ -116,6 +117,8 @@ class Scheduler {
   };
   std::map<int, WorkerMemory> worker_memory_;
   bool recheck_scheduled_ = false;
+  bool pumping_ = false;
+  bool pump_again_ = false;
   bool draining_ = false;
   std::function<void()> drain_done_;
   EventLoop::TimerId drain_timer_ = 0;

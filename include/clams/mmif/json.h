@@ -18,6 +18,7 @@
 #include <boost/json/value.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -49,12 +50,18 @@ struct JsonStyle {
 };
 
 /// Parses `text` as one JSON value (RFC 8259, UTF-8 only, no comments, no
-/// trailing commas, no NaN). Duplicate keys in an object: the last one wins
-/// (as in Python). Integers beyond 64 bits are read as doubles.
+/// trailing commas, no NaN). Duplicate keys in an object: the last value
+/// wins, at the place of the first key (as in Python). Integers beyond 64
+/// bits are read as doubles. Doubles are correctly rounded (std::from_chars;
+/// Boost.JSON 1.81 alone is not), so shortest-form numbers read back to the
+/// same double and are written back to the same text. The tree is allocated
+/// from `storage` (the default resource if null).
 ///
-/// Returns kInvalidArgument with a message naming line and column, e.g.
-/// `malformed JSON at line 1, column 9: syntax error`, or `invalid UTF-8 at
-/// line 3, column 14`, or `JSON nested deeper than 128 levels`.
+/// Returns kInvalidArgument with a message naming line and column (columns
+/// count code points), e.g. `malformed JSON at line 1, column 9: syntax
+/// error`, `... : number out of range` (1e400), `... : empty input`, or
+/// `invalid UTF-8 at line 3, column 14`, or `JSON nested deeper than 128
+/// levels`; kResourceExhausted if memory runs out.
 StatusOr<json::value> ParseJson(std::string_view text,
                                 json::storage_ptr storage = {});
 
@@ -62,6 +69,16 @@ StatusOr<json::value> ParseJson(std::string_view text,
 void AppendJson(std::string& out, const json::value& value, const JsonStyle& style = {});
 /// Returns `value` as JSON text.
 std::string WriteJson(const json::value& value, const JsonStyle& style = {});
+
+/// Size of the pieces WriteJsonChunked hands over (64 KiB).
+inline constexpr std::size_t kJsonChunkBytes = std::size_t{1} << 16;
+
+/// Writes `value` as JSON text to `sink` in pieces of about `chunk_bytes`
+/// (cut after array elements and object members), so a large document never
+/// sits in memory as text. The pieces joined give WriteJson(value, style).
+void WriteJsonChunked(const json::value& value, const JsonStyle& style,
+                      const std::function<void(std::string_view)>& sink,
+                      std::size_t chunk_bytes = kJsonChunkBytes);
 
 /// Appends the JSON string literal (with quotes) for `text`, which must be
 /// valid UTF-8.

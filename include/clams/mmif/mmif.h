@@ -26,6 +26,15 @@
 //
 // Thread safety: const methods may run concurrently; any mutation needs
 // exclusive access.
+//
+// Memory: a parsed tree lives in one arena (a Boost.JSON monotonic
+// resource, about three bytes per input byte), so values that are replaced or
+// removed give their memory back only when the Mmif goes away. Copies of
+// parts of the tree share the arena and keep it alive.
+//
+// Trees read with `validate = false` may have any shape. Queries then see
+// what is there (a `views` that is not an array has no views); the mutating
+// methods first repair what they write to (such a `views` becomes []).
 #ifndef CLAMS_MMIF_MMIF_H_
 #define CLAMS_MMIF_MMIF_H_
 
@@ -60,7 +69,9 @@ struct SerializeOptions {
   /// Two-space indentation (what `pretty=true` asks for).
   bool pretty = false;
   /// One-line output with mmif-python's separators and ASCII escaping, so a
-  /// file written by mmif-python comes back byte for byte. Ignored if pretty.
+  /// file written by mmif-python comes back byte for byte. With `pretty`,
+  /// only the ASCII escaping applies (the indented layout already is
+  /// Python's `json.dumps(indent=2)`).
   bool python_style = false;
 };
 
@@ -103,6 +114,7 @@ class Annotation {
       : mmif_(mmif), view_index_(view_index), index_(index) {}
 
  protected:
+  friend class Mmif;
   json::object& mutable_json() const;
   Mmif* mmif_;
   int32_t view_index_;  // -1: top-level document
@@ -180,12 +192,17 @@ class View {
   /// `<view id>:<prefix>_<n>` (vocab::IdPrefix) with the smallest n above
   /// every n already used for that prefix in this view, so ids never
   /// collide, also after a reload. An `id` in `properties` is used instead
-  /// (a short one gets the `<view id>:` prefix); kAlreadyExists if taken.
-  /// `type` is added to `contains` if missing.
+  /// (a short one gets the `<view id>:` prefix); kAlreadyExists if taken,
+  /// kInvalidArgument if it is not a non-empty string. `type` is added to
+  /// `contains` (exact IRI) if missing. The view should be an ordinary one:
+  /// adding to an error or warnings view gives it `contains` next to
+  /// `error`/`warnings`, which the schema forbids.
   StatusOr<Annotation> AddAnnotation(std::string_view type, json::object properties = {});
-  /// AddAnnotation for generated ids, which cannot fail.
+  /// AddAnnotation for generated ids, which cannot fail (an `id` in
+  /// `properties` is dropped).
   Annotation NewAnnotation(std::string_view type, json::object properties = {});
-  /// A TextDocument annotation with inline text and language.
+  /// A TextDocument annotation with inline text and language (no
+  /// `@language` if `language` is empty).
   Document NewTextDocument(std::string_view text, std::string_view language = "en",
                            json::object properties = {});
 
@@ -223,7 +240,9 @@ class Mmif {
   /// non-UTF-8 text, schema violations and unsupported MMIF versions, with a
   /// message naming the place and rule (see ParseJson and Validate).
   static StatusOr<Mmif> Parse(std::string_view text, const ParseOptions& options = {});
-  /// Parse() of a file's content; kNotFound if it cannot be opened.
+  /// Parse() of a file's content, read in pieces (the whole text never sits
+  /// in memory); kNotFound if it cannot be opened, kFailedPrecondition if
+  /// it cannot be read.
   static StatusOr<Mmif> ParseFile(const std::filesystem::path& path,
                                   const ParseOptions& options = {});
   /// Takes an already parsed tree; validates as Parse() does.
@@ -242,6 +261,10 @@ class Mmif {
 
   /// Writes the tree; parse -> serialize is lossless.
   std::string Serialize(const SerializeOptions& options = {}) const;
+  /// Serialize() into a file, written in pieces (the whole text never sits
+  /// in memory). kFailedPrecondition if the file cannot be written.
+  Status SerializeToFile(const std::filesystem::path& path,
+                         const SerializeOptions& options = {}) const;
 
   /// The whole tree. Changing it directly (rather than through the handle
   /// methods) requires Reindex() before ids are looked up again.
@@ -289,7 +312,10 @@ class Mmif {
 
   // --- lookup and queries -------------------------------------------------
   /// A view annotation by long id (`v1:tf1`), or a top-level document by id.
+  /// With duplicate ids, the first one in document order.
   std::optional<Annotation> GetAnnotation(std::string_view long_id) const;
+  /// A top-level document by id, or a document-typed view annotation by long
+  /// id (`v4:td1`).
   std::optional<Document> GetDocument(std::string_view id) const;
   /// True if `id` names a document, a view or an annotation.
   bool HasId(std::string_view id) const;
@@ -302,8 +328,11 @@ class Mmif {
   std::vector<Annotation> AlignedWith(const Annotation& annotation) const;
   /// Start and end of a time- or text-anchored annotation: `timePoint`,
   /// `start`/`end`, or the min start / max end of `targets` (recursively).
-  /// kFailedPrecondition if it has no anchor or both targets and start/end;
-  /// kNotFound if a target does not resolve.
+  /// Values are in the annotation's own unit (`timeUnit` of its view's
+  /// `contains`, or code points for text). kFailedPrecondition if it has no
+  /// anchor, both targets and start/end, a non-number value, or targets
+  /// nested deeper than 32 levels (a cycle); kNotFound if a target does not
+  /// resolve (short target ids resolve within the view in files before 1.1.0).
   StatusOr<double> Start(const Annotation& annotation) const;
   StatusOr<double> End(const Annotation& annotation) const;
 

@@ -20,7 +20,9 @@ namespace clams::mmif {
 
 class CodePointIndex {
  public:
-  /// `utf8` must be valid UTF-8 and outlive nothing: offsets only are kept.
+  /// `utf8` should be valid UTF-8 (every byte that is not a continuation
+  /// byte starts a code point) and need not outlive the index: only offsets
+  /// are kept, as 32-bit numbers, so texts are limited to 4 GiB.
   explicit CodePointIndex(std::string_view utf8);
 
   /// Number of code points.

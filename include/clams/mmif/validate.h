@@ -46,7 +46,7 @@ struct ValidationReport {
   bool ok() const { return errors.empty(); }
   /// Ok if there are no errors (and, with `strict`, no warnings); otherwise
   /// kInvalidArgument whose message is the first issue, plus
-  /// " (and N more problems)" when there are more.
+  /// " (and N more problems)" when there are more ("problem" for one).
   Status ToStatus(bool strict = false) const;
 };
 
@@ -59,11 +59,27 @@ StatusOr<std::string> ReadMmifVersion(const json::value& tree);
 /// files older than 1.0.0 use legacy type IRIs and a different id scheme").
 Status CheckSupportedVersion(std::string_view version);
 
+/// Which checks Validate runs (all of them by default).
+struct ValidateOptions {
+  /// The rules of the JSON schema (errors).
+  bool schema = true;
+  /// `metadata.mmif` names a supported version (errors).
+  bool version = true;
+  /// Duplicate ids and dangling references (warnings).
+  bool references = true;
+};
+
 /// Checks `tree` against the schema rules and the supported version, and
 /// reports duplicate ids and dangling references (`document`, `source`,
 /// `target`, `targets`, `representatives`, and `contains[*].document`).
-/// Issues are listed in document order.
+/// Errors are listed in document order, and so are warnings. In files
+/// older than MMIF 1.1.0 a reference without a colon resolves to a
+/// top-level document or to an annotation of the same view; from 1.1.0 on
+/// references must be exact (long ids).
 ValidationReport Validate(const json::value& tree);
+/// Validate() with only the checks `options` asks for. With `version` off
+/// and `references` off, the verdict is exactly the JSON schema's.
+ValidationReport Validate(const json::value& tree, const ValidateOptions& options);
 
 }  // namespace clams::mmif
 

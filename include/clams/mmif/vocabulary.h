@@ -89,10 +89,13 @@ bool TypeMatches(std::string_view iri, std::string_view wanted);
 /// ImageDocument, TextDocument, Document; any version).
 bool IsDocumentType(std::string_view iri);
 
-/// The IRI of CLAMS type `name` as published with MMIF spec `spec_version`
-/// (1.0.0 .. 1.1.0; patch versions without changes map to their release).
-/// kNotFound for unknown names or a type that did not exist in that version;
-/// kInvalidArgument for unsupported spec versions.
+/// The IRI of CLAMS type `name` as published with MMIF spec `spec_version`,
+/// one of the releases 1.0.0, 1.0.1, 1.0.2, 1.0.3, 1.0.4, 1.0.5, 1.1.0
+/// (1.0.5 has 1.0.4's versions; 1.0.3's, not listed in the spec notes, are
+/// inferred from its samples: TimeFrame/v4, Annotation/v4, Region family v3).
+/// kNotFound for unknown names (`"Foo" is not a CLAMS vocabulary type`) or a
+/// type that did not exist in that version (Token before 1.1.0);
+/// kInvalidArgument for other spec versions.
 StatusOr<std::string> Iri(std::string_view name, std::string_view spec_version = kSpecVersion);
 
 /// The id prefix mmif-python uses for a type: the lowercased capitals of the

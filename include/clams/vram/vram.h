@@ -16,9 +16,20 @@
 //
 // Admission rule on device d (decided in one place, one at a time):
 //   need_j        = warm_j if the chosen worker is warm for j's class, else full_j
+//                   (+ AdmissionOptions::fresh_worker_bytes on a worker with no
+//                   GPU memory yet: its CUDA context)
 //   outstanding_i = max(0, need_i - growth_i)      for in-flight i on d
 //   headroom      = free_d(now) - sum(outstanding_i) - safety_d
 //   admit j  iff  need_j <= headroom
+//
+// Typical use by the server's scheduler:
+//
+//   RequestClass c = RequestClass::Make(id, version, CanonicalClassParameters(params));
+//   std::optional<Profile> p = store->Get(c.key);
+//   Estimate e = ResolveEstimate(app.EstimateVram(params), p ? &*p : nullptr, typ_mb, total);
+//   Decision d = Decide(queue, workers, devices, in_flight, Clock::now(), options);
+//   ... sampler->BeginWindow(worker) at dispatch, EndWindow(worker) at the end ...
+//   store->Record(c, params.values(), window->growth(), dispatch.warm, ms, device_name);
 //
 // Thread safety: ProfileStore is thread-safe; Sampler runs its own thread
 // and its methods are thread-safe; Decide() and the estimate functions are

@@ -103,7 +103,8 @@ TEST(AppRunnerTest, HwFetchAddsHardwareFromTheHook) {
   AnnotateOutcome o = (*runner)->Run(kInput, RawParams{{"hwFetch", {"true"}}, {"runningTime", {"false"}}}, hooks);
   ASSERT_EQ(o.http_status, 200);
   EXPECT_TRUE(o.hw_fetch);
-  const auto& profiling = Parse(o.body).at("views").as_array()[0].at("metadata").at("appProfiling");
+  json::value out = Parse(o.body);
+  const auto& profiling = out.at("views").as_array()[0].at("metadata").at("appProfiling");
   EXPECT_EQ(profiling, (json::object{{"hardware", json::object{{"cpu", "x86_64, 8 cores"},
                                                                {"cuda", json::array{"GPU, 100 MiB total, 90 MiB "
                                                                                     "available, 5 MiB peak used"}}}}}));
@@ -137,7 +138,8 @@ TEST(AppRunnerTest, WarningsViewCollectsUndeclaredAndAppWarnings) {
   auto runner = MakeRunner(app);
   AnnotateOutcome o = runner->Run(kInput, RawParams{{"fail", {"warn"}}, {"extra", {"1", "2"}}});
   ASSERT_EQ(o.http_status, 200);
-  const auto& views = Parse(o.body).at("views").as_array();
+  json::value out = Parse(o.body);
+  const auto& views = out.at("views").as_array();
   ASSERT_EQ(views.size(), 2u);
   EXPECT_EQ(views[1].at("metadata").at("warnings"),
             (json::array{"An undefined parameter \"extra\" (value: \"['1', '2']\") is passed", "careful"}));

@@ -1,0 +1,620 @@
+// JSON reading (Boost.JSON's basic_parser with our own tree builder) and
+// writing (our own writer, Python-compatible number and string forms).
+#include "clams/mmif/json.h"
+
+#include <array>
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/error.hpp>
+#include <boost/json/value_stack.hpp>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <new>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "mmif/internal.h"
+
+namespace clams::mmif {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Reading
+
+// Bytes read per step when parsing from a file.
+constexpr std::size_t kParseChunkBytes = std::size_t{1} << 16;
+
+// The handler of boost::json::basic_parser: builds the tree on a value_stack
+// exactly like boost::json::parser does, except that doubles are re-read with
+// std::from_chars. Boost 1.81 rounds some decimal strings to a neighbouring
+// double; from_chars is correctly rounded, which the lossless guarantee needs.
+class TreeBuilder {
+ public:
+  static constexpr std::size_t max_object_size = json::object::max_size();
+  static constexpr std::size_t max_array_size = json::array::max_size();
+  static constexpr std::size_t max_key_size = json::string::max_size();
+  static constexpr std::size_t max_string_size = json::string::max_size();
+
+  explicit TreeBuilder(json::storage_ptr sp) { st.reset(std::move(sp)); }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) { return true; }
+  bool on_object_end(std::size_t n, json::error_code&) {
+    st.push_object(n);
+    return true;
+  }
+  bool on_array_begin(json::error_code&) { return true; }
+  bool on_array_end(std::size_t n, json::error_code&) {
+    st.push_array(n);
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    st.push_chars(s);
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    st.push_key(s);
+    return true;
+  }
+  bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
+    st.push_chars(s);
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t, json::error_code&) {
+    st.push_string(s);
+    return true;
+  }
+  bool on_number_part(json::string_view s, json::error_code&) {
+    number_prefix.append(s.data(), s.size());
+    return true;
+  }
+  bool on_int64(std::int64_t i, json::string_view, json::error_code&) {
+    number_prefix.clear();
+    st.push_int64(i);
+    return true;
+  }
+  bool on_uint64(std::uint64_t u, json::string_view, json::error_code&) {
+    number_prefix.clear();
+    st.push_uint64(u);
+    return true;
+  }
+  bool on_double(double d, json::string_view s, json::error_code& ec) {
+    double exact = d;
+    if (number_prefix.empty()) {
+      exact = Reparse(s.data(), s.size(), d);
+    } else {
+      number_prefix.append(s.data(), s.size());
+      exact = Reparse(number_prefix.data(), number_prefix.size(), d);
+      number_prefix.clear();
+    }
+    if (!std::isfinite(exact)) {
+      // JSON has no infinities; Python would read 1e400 as inf and then be
+      // unable to write it back as JSON.
+      ec = json::make_error_code(json::error::exponent_overflow);
+      return false;
+    }
+    st.push_double(exact);
+    return true;
+  }
+  bool on_bool(bool b, json::error_code&) {
+    st.push_bool(b);
+    return true;
+  }
+  bool on_null(json::error_code&) {
+    st.push_null();
+    return true;
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+  json::value_stack st;
+  std::string number_prefix;  // number text split across write_some calls
+
+ private:
+  // Correctly rounded value of the number text; `fallback` (Boost's value)
+  // when from_chars cannot represent it (underflow to zero or overflow).
+  static double Reparse(const char* text, std::size_t size, double fallback) {
+    double out = 0;
+    auto [ptr, ec] = std::from_chars(text, text + size, out);
+    if (ec == std::errc() && ptr == text + size) return out;
+    return fallback;
+  }
+};
+
+// 1-based line and column (in code points) of byte `offset` in `text`.
+std::pair<std::size_t, std::size_t> LineAndColumn(std::string_view text, std::size_t offset) {
+  if (offset > text.size()) offset = text.size();
+  std::size_t line = 1;
+  std::size_t column = 1;
+  for (std::size_t i = 0; i < offset; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else if ((c & 0xC0) != 0x80) {
+      ++column;
+    }
+  }
+  return {line, column};
+}
+
+// Byte offset of the first invalid UTF-8 sequence, or npos.
+std::size_t FirstInvalidUtf8(std::string_view text);
+
+Status ParseError(std::string_view text, std::size_t offset, const json::error_code& ec) {
+  if (ec == json::error::too_deep) {
+    return InvalidArgumentError("JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                                " levels");
+  }
+  const std::size_t bad_utf8 = FirstInvalidUtf8(text);
+  if (bad_utf8 != std::string_view::npos && bad_utf8 <= offset) {
+    auto [line, column] = LineAndColumn(text, bad_utf8);
+    return InvalidArgumentError("invalid UTF-8 at line " + std::to_string(line) + ", column " +
+                                std::to_string(column));
+  }
+  std::string what = ec.message();
+  if (ec == json::error::exponent_overflow) what = "number out of range";
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) what = "empty input";
+  auto [line, column] = LineAndColumn(text, offset);
+  return InvalidArgumentError("malformed JSON at line " + std::to_string(line) + ", column " +
+                              std::to_string(column) + ": " + what);
+}
+
+// ---------------------------------------------------------------------------
+// UTF-8
+
+// Length of the UTF-8 sequence at `p` (at most `avail` bytes), or 0 if it is
+// not a valid, shortest-form, non-surrogate encoding.
+std::size_t Utf8SequenceLength(const unsigned char* p, std::size_t avail) {
+  const unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  if (c < 0xC2) return 0;  // continuation byte or overlong 2-byte lead
+  if (c < 0xE0) {
+    return (avail >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+  }
+  if (c < 0xF0) {
+    if (avail < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && p[1] < 0xA0) return 0;   // overlong
+    if (c == 0xED && p[1] >= 0xA0) return 0;  // UTF-16 surrogate
+    return 3;
+  }
+  if (c < 0xF5) {
+    if (avail < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) {
+      return 0;
+    }
+    if (c == 0xF0 && p[1] < 0x90) return 0;   // overlong
+    if (c == 0xF4 && p[1] >= 0x90) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+std::size_t FirstInvalidUtf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    if (p[i] < 0x80) {
+      ++i;
+      continue;
+    }
+    const std::size_t len = Utf8SequenceLength(p + i, n - i);
+    if (len == 0) return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+// What each byte needs inside a JSON string: 0 = copy as is, 'u' = \u00XX,
+// another character c = the two-byte escape \c. Bytes >= 0x80 are copied
+// here; ensure_ascii handles them separately.
+constexpr std::array<char, 256> MakeEscapeTable() {
+  std::array<char, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 'u';
+  t['"'] = '"';
+  t['\\'] = '\\';
+  t['\b'] = 'b';
+  t['\f'] = 'f';
+  t['\n'] = 'n';
+  t['\r'] = 'r';
+  t['\t'] = 't';
+  return t;
+}
+constexpr std::array<char, 256> kEscape = MakeEscapeTable();
+constexpr char kHexDigits[] = "0123456789abcdef";
+// The ASCII DEL character, which Python's ensure_ascii escapes too.
+constexpr unsigned char kAsciiDel = 0x7F;
+// U+FFFD, written for bytes that are not UTF-8 (only reachable through
+// values built by hand; parsed strings are always valid).
+constexpr std::uint32_t kReplacementChar = 0xFFFD;
+// Room for the longest double text ("-2.2250738585072014e-308") with margin.
+constexpr std::size_t kMaxDoubleChars = 32;
+// Room for the longest integer text ("-9223372036854775808", 20 digits + sign).
+constexpr std::size_t kMaxIntegerChars = 24;
+// Python's repr switches to exponent form below 1e-4 and from 1e16 on
+// (decimal point position <= -4 or > 16).
+constexpr int kMinFixedDecimalPoint = -4;
+constexpr int kMaxFixedDecimalPoint = 16;
+// A chunk overshoots its size by at most one member; reserve a little more.
+constexpr std::size_t kChunkSlackBytes = 4096;
+
+void AppendUnicodeEscape(std::string& out, std::uint32_t unit) {
+  char buf[6] = {'\\',
+                 'u',
+                 kHexDigits[(unit >> 12) & 0xF],
+                 kHexDigits[(unit >> 8) & 0xF],
+                 kHexDigits[(unit >> 4) & 0xF],
+                 kHexDigits[unit & 0xF]};
+  out.append(buf, sizeof(buf));
+}
+
+void AppendEscapedAscii(std::string& out, std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t run = i;
+    while (run < n && p[run] < kAsciiDel && kEscape[p[run]] == 0) ++run;
+    if (run > i) out.append(text.data() + i, run - i);
+    i = run;
+    if (i >= n) break;
+    const unsigned char c = p[i];
+    if (c < 0x80 && c != kAsciiDel) {
+      const char e = kEscape[c];
+      if (e == 'u') {
+        AppendUnicodeEscape(out, c);
+      } else {
+        out.push_back('\\');
+        out.push_back(e);
+      }
+      ++i;
+      continue;
+    }
+    if (c == kAsciiDel) {
+      AppendUnicodeEscape(out, c);
+      ++i;
+      continue;
+    }
+    const std::size_t len = Utf8SequenceLength(p + i, n - i);
+    std::uint32_t cp = kReplacementChar;
+    if (len == 2) {
+      cp = ((c & 0x1Fu) << 6) | (p[i + 1] & 0x3Fu);
+    } else if (len == 3) {
+      cp = ((c & 0x0Fu) << 12) | ((p[i + 1] & 0x3Fu) << 6) | (p[i + 2] & 0x3Fu);
+    } else if (len == 4) {
+      cp = ((c & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12) | ((p[i + 2] & 0x3Fu) << 6) |
+           (p[i + 3] & 0x3Fu);
+    }
+    i += len == 0 ? 1 : len;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      AppendUnicodeEscape(out, 0xD800 + (cp >> 10));
+      AppendUnicodeEscape(out, 0xDC00 + (cp & 0x3FF));
+    } else {
+      AppendUnicodeEscape(out, cp);
+    }
+  }
+}
+
+void AppendEscapedUtf8(std::string& out, std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    std::size_t run = i;
+    while (run < n && kEscape[p[run]] == 0) ++run;
+    if (run > i) out.append(text.data() + i, run - i);
+    i = run;
+    if (i >= n) break;
+    const char e = kEscape[p[i]];
+    if (e == 'u') {
+      AppendUnicodeEscape(out, p[i]);
+    } else {
+      out.push_back('\\');
+      out.push_back(e);
+    }
+    ++i;
+  }
+}
+
+class Writer {
+ public:
+  // With a `sink`, the text is handed over whenever `out` holds at least
+  // `chunk_bytes` (after an array element or object member).
+  Writer(std::string& out, const JsonStyle& style,
+         const std::function<void(std::string_view)>* sink = nullptr, std::size_t chunk_bytes = 0)
+      : out_(out), style_(style), sink_(sink), chunk_bytes_(chunk_bytes) {
+    if (style_.indent > 0) {
+      item_separator_ = ",";
+      key_separator_ = ": ";
+    } else if (style_.python_separators) {
+      item_separator_ = ", ";
+      key_separator_ = ": ";
+    } else {
+      item_separator_ = ",";
+      key_separator_ = ":";
+    }
+  }
+
+  void Flush() {
+    if (sink_ != nullptr && !out_.empty()) {
+      (*sink_)(out_);
+      out_.clear();
+    }
+  }
+
+  void Write(const json::value& v, int depth) {
+    switch (v.kind()) {
+      case json::kind::null:
+        out_.append("null", 4);
+        return;
+      case json::kind::bool_:
+        if (v.get_bool()) {
+          out_.append("true", 4);
+        } else {
+          out_.append("false", 5);
+        }
+        return;
+      case json::kind::int64: {
+        char buf[kMaxIntegerChars];
+        auto r = std::to_chars(buf, buf + sizeof(buf), v.get_int64());
+        out_.append(buf, static_cast<std::size_t>(r.ptr - buf));
+        return;
+      }
+      case json::kind::uint64: {
+        char buf[kMaxIntegerChars];
+        auto r = std::to_chars(buf, buf + sizeof(buf), v.get_uint64());
+        out_.append(buf, static_cast<std::size_t>(r.ptr - buf));
+        return;
+      }
+      case json::kind::double_:
+        AppendJsonDouble(out_, v.get_double());
+        return;
+      case json::kind::string: {
+        const json::string& s = v.get_string();
+        WriteString(std::string_view(s.data(), s.size()));
+        return;
+      }
+      case json::kind::array:
+        WriteArray(v.get_array(), depth);
+        return;
+      case json::kind::object:
+        WriteObject(v.get_object(), depth);
+        return;
+    }
+  }
+
+ private:
+  void WriteString(std::string_view s) {
+    out_.push_back('"');
+    if (style_.ensure_ascii) {
+      AppendEscapedAscii(out_, s);
+    } else {
+      AppendEscapedUtf8(out_, s);
+    }
+    out_.push_back('"');
+  }
+
+  void MaybeFlush() {
+    if (sink_ != nullptr && out_.size() >= chunk_bytes_) Flush();
+  }
+
+  void NewLine(int depth) {
+    out_.push_back('\n');
+    out_.append(static_cast<std::size_t>(depth) * static_cast<std::size_t>(style_.indent), ' ');
+  }
+
+  void WriteArray(const json::array& a, int depth) {
+    if (a.empty()) {
+      out_.append("[]", 2);
+      return;
+    }
+    out_.push_back('[');
+    bool first = true;
+    for (const json::value& item : a) {
+      if (!first) out_.append(item_separator_);
+      first = false;
+      if (style_.indent > 0) NewLine(depth + 1);
+      Write(item, depth + 1);
+      MaybeFlush();
+    }
+    if (style_.indent > 0) NewLine(depth);
+    out_.push_back(']');
+  }
+
+  void WriteObject(const json::object& o, int depth) {
+    if (o.empty()) {
+      out_.append("{}", 2);
+      return;
+    }
+    out_.push_back('{');
+    bool first = true;
+    for (const json::key_value_pair& kv : o) {
+      if (!first) out_.append(item_separator_);
+      first = false;
+      if (style_.indent > 0) NewLine(depth + 1);
+      WriteString(std::string_view(kv.key().data(), kv.key().size()));
+      out_.append(key_separator_);
+      Write(kv.value(), depth + 1);
+      MaybeFlush();
+    }
+    if (style_.indent > 0) NewLine(depth);
+    out_.push_back('}');
+  }
+
+  std::string& out_;
+  const JsonStyle& style_;
+  const std::function<void(std::string_view)>* sink_;
+  std::size_t chunk_bytes_;
+  std::string_view item_separator_;
+  std::string_view key_separator_;
+};
+
+}  // namespace
+
+StatusOr<json::value> ParseJson(std::string_view text, json::storage_ptr storage) {
+  json::parse_options options;
+  options.max_depth = kMaxJsonDepth;
+  try {
+    json::basic_parser<TreeBuilder> parser(options, std::move(storage));
+    json::error_code ec;
+    const std::size_t n = parser.write_some(false, text.data(), text.size(), ec);
+    if (!ec && n < text.size()) ec = json::make_error_code(json::error::extra_data);
+    if (ec) return ParseError(text, n, ec);
+    if (!parser.done()) {
+      return ParseError(text, text.size(), json::make_error_code(json::error::incomplete));
+    }
+    return parser.handler().st.release();
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory while parsing JSON (" +
+                                  std::to_string(text.size()) + " bytes)");
+  } catch (const std::exception& e) {
+    // value_stack throws std::length_error for containers beyond max_size().
+    return InvalidArgumentError(std::string("malformed JSON: ") + e.what());
+  }
+}
+
+}  // namespace clams::mmif
+
+namespace clams::mmif_internal {
+
+StatusOr<json::value> ParseJsonFromFile(std::FILE* file, json::storage_ptr storage,
+                                        std::size_t* bytes) {
+  json::parse_options options;
+  options.max_depth = mmif::kMaxJsonDepth;
+  *bytes = 0;
+  try {
+    json::basic_parser<mmif::TreeBuilder> parser(options, std::move(storage));
+    std::vector<char> chunk(mmif::kParseChunkBytes);
+    json::error_code ec;
+    while (!ec) {
+      const std::size_t n = std::fread(chunk.data(), 1, chunk.size(), file);
+      if (n == 0) break;
+      *bytes += n;
+      const std::size_t used = parser.write_some(true, chunk.data(), n, ec);
+      if (!ec && used < n) ec = json::make_error_code(json::error::extra_data);
+    }
+    if (std::ferror(file)) return FailedPreconditionError(std::strerror(errno));
+    if (!ec) parser.write_some(false, nullptr, 0, ec);
+    if (ec || !parser.done()) return InvalidArgumentError("malformed JSON");
+    return parser.handler().st.release();
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory while parsing JSON (" + std::to_string(*bytes) +
+                                  " bytes read)");
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(std::string("malformed JSON: ") + e.what());
+  }
+}
+
+}  // namespace clams::mmif_internal
+
+namespace clams::mmif {
+
+void AppendJson(std::string& out, const json::value& value, const JsonStyle& style) {
+  Writer writer(out, style);
+  writer.Write(value, 0);
+}
+
+void WriteJsonChunked(const json::value& value, const JsonStyle& style,
+                      const std::function<void(std::string_view)>& sink, std::size_t chunk_bytes) {
+  std::string buffer;
+  buffer.reserve(chunk_bytes + kChunkSlackBytes);
+  Writer writer(buffer, style, &sink, chunk_bytes);
+  writer.Write(value, 0);
+  writer.Flush();
+}
+
+std::string WriteJson(const json::value& value, const JsonStyle& style) {
+  std::string out;
+  AppendJson(out, value, style);
+  return out;
+}
+
+void AppendJsonString(std::string& out, std::string_view text, bool ensure_ascii) {
+  out.push_back('"');
+  if (ensure_ascii) {
+    AppendEscapedAscii(out, text);
+  } else {
+    AppendEscapedUtf8(out, text);
+  }
+  out.push_back('"');
+}
+
+void AppendJsonDouble(std::string& out, double d) {
+  if (!std::isfinite(d)) {
+    out.append("null", 4);
+    return;
+  }
+  // Shortest round-trip digits in scientific form: "-1.2345e-07", "5e+00".
+  char sci[kMaxDoubleChars];
+  auto r = std::to_chars(sci, sci + sizeof(sci), d, std::chars_format::scientific);
+  const char* p = sci;
+  const char* end = r.ptr;
+  char buf[kMaxDoubleChars * 2];
+  std::size_t len = 0;
+  if (*p == '-') {
+    buf[len++] = '-';
+    ++p;
+  }
+  char digits[kMaxDoubleChars];
+  std::size_t ndigits = 0;
+  while (p < end && *p != 'e') {
+    if (*p != '.') digits[ndigits++] = *p;
+    ++p;
+  }
+  int exponent = 0;
+  if (p < end) std::from_chars(p[1] == '+' ? p + 2 : p + 1, end, exponent);
+  const int decimal_point = exponent + 1;  // digits = 0.d1d2.. x 10^decimal_point
+  if (decimal_point > kMinFixedDecimalPoint && decimal_point <= kMaxFixedDecimalPoint) {
+    if (decimal_point <= 0) {
+      buf[len++] = '0';
+      buf[len++] = '.';
+      for (int i = 0; i < -decimal_point; ++i) buf[len++] = '0';
+      std::memcpy(buf + len, digits, ndigits);
+      len += ndigits;
+    } else if (static_cast<std::size_t>(decimal_point) < ndigits) {
+      std::memcpy(buf + len, digits, static_cast<std::size_t>(decimal_point));
+      len += static_cast<std::size_t>(decimal_point);
+      buf[len++] = '.';
+      std::memcpy(buf + len, digits + decimal_point, ndigits - decimal_point);
+      len += ndigits - static_cast<std::size_t>(decimal_point);
+    } else {
+      std::memcpy(buf + len, digits, ndigits);
+      len += ndigits;
+      for (std::size_t i = ndigits; i < static_cast<std::size_t>(decimal_point); ++i) {
+        buf[len++] = '0';
+      }
+      buf[len++] = '.';
+      buf[len++] = '0';
+    }
+  } else {
+    buf[len++] = digits[0];
+    if (ndigits > 1) {
+      buf[len++] = '.';
+      std::memcpy(buf + len, digits + 1, ndigits - 1);
+      len += ndigits - 1;
+    }
+    buf[len++] = 'e';
+    buf[len++] = exponent < 0 ? '-' : '+';
+    const int magnitude = exponent < 0 ? -exponent : exponent;
+    constexpr int kMinExponentDigits = 10;  // Python pads the exponent to two digits
+    if (magnitude < kMinExponentDigits) buf[len++] = '0';
+    auto er = std::to_chars(buf + len, buf + sizeof(buf), magnitude);
+    len = static_cast<std::size_t>(er.ptr - buf);
+  }
+  out.append(buf, len);
+}
+
+bool IsValidUtf8(std::string_view text) { return FirstInvalidUtf8(text) == std::string_view::npos; }
+
+}  // namespace clams::mmif

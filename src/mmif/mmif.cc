@@ -1,0 +1,1043 @@
+// The MMIF document model: the tree, its id index and the typed handles.
+#include "clams/mmif/mmif.h"
+
+#include <algorithm>
+#include <boost/json/monotonic_resource.hpp>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <map>
+#include <utility>
+
+#include "mmif/internal.h"
+#include "mmif/vocab_internal.h"
+
+namespace clams::mmif {
+
+using mmif_internal::IdParts;
+using mmif_internal::Loc;
+
+namespace {
+
+// The monotonic arena of a parsed tree starts at this multiple of the input
+// size: the tree takes 2.5 to 3 bytes per input byte, so most documents fit
+// in the first block. Pages never touched cost no memory.
+constexpr std::size_t kArenaBytesPerInputByte = 3;
+// Nesting of `targets` that Start()/End() follow before giving up (deeper
+// chains are cycles in practice).
+constexpr int kMaxAnchorDepth = 32;
+// Extra room reserved for the serialized text beyond the parsed input size.
+constexpr std::size_t kSerializeSlackBytes = 256;
+// A pretty serialization is at most this many times the compact one
+// (indentation and newlines; 1.64x on whisper-1h).
+constexpr std::size_t kPrettyGrowth = 2;
+// SerializeOptions::pretty indents by two spaces, as mmif-python's pretty=True.
+constexpr int kPrettyIndent = 2;
+// Chunk size for reading files.
+constexpr std::size_t kReadChunkBytes = std::size_t{1} << 16;
+
+const json::object& EmptyObject() {
+  static const auto* const kEmpty = new json::object();
+  return *kEmpty;
+}
+
+std::string_view AsView(const json::string& s) { return std::string_view(s.data(), s.size()); }
+std::string_view AsView(json::string_view s) { return std::string_view(s.data(), s.size()); }
+
+std::string_view StringAt(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_string()) return {};
+  return AsView(it->value().get_string());
+}
+
+std::optional<std::string_view> OptionalStringAt(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_string()) return std::nullopt;
+  return AsView(it->value().get_string());
+}
+
+const json::object* ObjectAt(const json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  return it == o.end() ? nullptr : it->value().if_object();
+}
+
+std::optional<double> NumberOf(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::int64:
+      return static_cast<double>(v.get_int64());
+    case json::kind::uint64:
+      return static_cast<double>(v.get_uint64());
+    case json::kind::double_:
+      return v.get_double();
+    default:
+      return std::nullopt;
+  }
+}
+
+JsonStyle StyleOf(const SerializeOptions& options) {
+  JsonStyle style;
+  if (options.pretty) {
+    style.indent = kPrettyIndent;
+    style.ensure_ascii = options.python_style;
+  } else if (options.python_style) {
+    style = JsonStyle::Python();
+  }
+  return style;
+}
+
+std::string Quoted(std::string_view s) {
+  std::string out;
+  AppendJsonString(out, s);
+  return out;
+}
+
+// Type matching with a one-entry memo: annotation types repeat in runs.
+class TypeMatcher {
+ public:
+  explicit TypeMatcher(std::string_view wanted) : wanted_(wanted) {}
+  bool operator()(std::string_view type) {
+    if (wanted_.empty()) return true;
+    if (has_last_ && type == last_) return last_result_;
+    last_ = type;
+    last_result_ = vocab::TypeMatches(type, wanted_);
+    has_last_ = true;
+    return last_result_;
+  }
+
+ private:
+  std::string_view wanted_;
+  std::string_view last_;
+  bool last_result_ = false;
+  bool has_last_ = false;
+};
+
+// `<prefix>_<n>` -> n, for generated ids.
+std::optional<std::uint64_t> CounterOf(std::string_view local_id, std::string_view prefix) {
+  if (local_id.size() <= prefix.size() + 1 || local_id.substr(0, prefix.size()) != prefix ||
+      local_id[prefix.size()] != '_') {
+    return std::nullopt;
+  }
+  std::string_view digits = local_id.substr(prefix.size() + 1);
+  std::uint64_t n = 0;
+  auto r = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (r.ec != std::errc() || r.ptr != digits.data() + digits.size()) return std::nullopt;
+  return n;
+}
+
+StatusOr<std::string> ReadWholeFile(const std::filesystem::path& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return NotFoundError("cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  std::string data;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec) data.reserve(static_cast<std::size_t>(size));
+  char buf[kReadChunkBytes];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) data.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  const int error = errno;
+  std::fclose(f);
+  if (failed) {
+    return FailedPreconditionError("cannot read " + path.string() + ": " + std::strerror(error));
+  }
+  return data;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Impl
+
+struct Mmif::Impl {
+  // Move-constructing keeps the tree's own storage (move-assigning into a
+  // default-constructed value would copy it into the default storage).
+  explicit Impl(json::value t) : tree(std::move(t)) {}
+
+  json::value tree;
+  mmif_internal::TreeSlots slots;
+  mmif_internal::IdIndex index;
+  std::vector<ValidationIssue> warnings;
+  bool short_ids = false;
+  std::size_t source_size = 0;
+  // (view index, id prefix) -> highest n of `<view>:<prefix>_<n>` in use.
+  std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> counters;
+
+  void Reindex() {
+    mmif_internal::Walk(tree, ValidateOptions{}, &slots, &index, nullptr);
+    StatusOr<std::string> v = ReadMmifVersion(tree);
+    short_ids = mmif_internal::UsesShortIds(v.ok() ? *v : std::string());
+    counters.clear();
+  }
+
+  json::array* MutableArray(const json::value* v) {
+    return v == nullptr ? nullptr : const_cast<json::value*>(v)->if_array();
+  }
+
+  // The root object, made one if the tree is something else (only possible
+  // for trees read without validation).
+  json::object& Root() {
+    if (!tree.is_object()) {
+      tree.emplace_object();
+      Reindex();
+    }
+    return tree.get_object();
+  }
+
+  // The array under root key `key`, repaired to [] if missing or not an array.
+  json::array& RootArray(std::string_view key) {
+    json::object& root = Root();
+    auto it = root.find(key);
+    if (it == root.end() || !it->value().is_array()) {
+      root[key].emplace_array();
+      Reindex();
+      it = root.find(key);
+    }
+    return it->value().get_array();
+  }
+
+  // View `view` (which must exist), repaired to {} if it is not an object.
+  json::object& ViewObject(std::uint32_t view) {
+    json::value& v = RootArray("views")[view];
+    if (!v.is_object()) {
+      v.emplace_object();
+      Reindex();
+    }
+    return v.get_object();
+  }
+
+  // The annotations array of a view, repaired to [] if needed.
+  json::array& MutableAnnotations(std::uint32_t view) {
+    if (json::array* a = MutableArray(slots.view_slots[view].annotations)) return *a;
+    json::object& o = ViewObject(view);
+    o["annotations"].emplace_array();
+    Reindex();
+    return *MutableArray(slots.view_slots[view].annotations);
+  }
+
+  // The metadata object of a view, repaired to {} if needed.
+  json::object& MutableMetadata(std::uint32_t view) {
+    const json::value* m = slots.view_slots[view].metadata;
+    if (m != nullptr && m->is_object()) return const_cast<json::value*>(m)->get_object();
+    json::object& o = ViewObject(view);
+    o["metadata"].emplace_object();
+    Reindex();
+    return const_cast<json::value*>(slots.view_slots[view].metadata)->get_object();
+  }
+
+  std::optional<Loc> Resolve(std::string_view ref, std::int32_t view) const {
+    return mmif_internal::Resolve(ref, view, short_ids, slots, index);
+  }
+
+  // Start (or end) of `a`: timePoint, start/end, or the min/max over targets.
+  static StatusOr<double> Anchor(const Impl& impl, Mmif* mmif, const Annotation& a, bool start,
+                                 int depth) {
+    const json::object& props = a.properties();
+    if (auto tp = props.find("timePoint"); tp != props.end()) {
+      if (std::optional<double> d = NumberOf(tp->value())) return *d;
+      return FailedPreconditionError("\"timePoint\" of annotation " + Quoted(a.long_id()) +
+                                     " is not a number");
+    }
+    const bool has_targets = props.contains("targets");
+    const bool has_bounds = props.contains("start") || props.contains("end");
+    if (has_targets && has_bounds) {
+      return FailedPreconditionError("annotation " + Quoted(a.long_id()) +
+                                     " has both \"targets\" and \"start\"/\"end\"");
+    }
+    if (has_targets) {
+      const json::array* targets = props.find("targets")->value().if_array();
+      if (targets == nullptr || targets->empty()) {
+        return FailedPreconditionError("\"targets\" of annotation " + Quoted(a.long_id()) +
+                                       " is not a non-empty list");
+      }
+      if (depth >= kMaxAnchorDepth) {
+        return FailedPreconditionError("\"targets\" of annotation " + Quoted(a.long_id()) +
+                                       " nest deeper than " + std::to_string(kMaxAnchorDepth) +
+                                       " levels (a cycle?)");
+      }
+      double best = start ? std::numeric_limits<double>::infinity()
+                          : -std::numeric_limits<double>::infinity();
+      for (const json::value& t : *targets) {
+        std::string_view ref = t.is_string() ? AsView(t.get_string()) : std::string_view();
+        std::optional<Loc> loc = impl.Resolve(ref, a.view_index_);
+        if (!loc) {
+          return NotFoundError("target " + Quoted(ref) + " of annotation " + Quoted(a.long_id()) +
+                               " does not resolve");
+        }
+        CLAMS_ASSIGN_OR_RETURN(double d, Anchor(impl, mmif, Annotation(mmif, loc->view, loc->index),
+                                                start, depth + 1));
+        best = start ? std::min(best, d) : std::max(best, d);
+      }
+      return best;
+    }
+    if (has_bounds) {
+      const std::string_view key = start ? "start" : "end";
+      auto it = props.find(key);
+      if (it == props.end()) {
+        return FailedPreconditionError("annotation " + Quoted(a.long_id()) + " has no \"" +
+                                       std::string(key) + "\"");
+      }
+      if (std::optional<double> d = NumberOf(it->value())) return *d;
+      return FailedPreconditionError("\"" + std::string(key) + "\" of annotation " +
+                                     Quoted(a.long_id()) + " is not a number");
+    }
+    return FailedPreconditionError("annotation " + Quoted(a.long_id()) +
+                                   " has no anchor (timePoint, start/end or targets)");
+  }
+
+  bool HasId(std::string_view id) const {
+    if (index.Find(id, slots)) return true;
+    for (const auto& v : slots.view_slots) {
+      if (v.id != nullptr && v.id->is_string() && AsView(v.id->get_string()) == id) return true;
+    }
+    return false;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Annotation and Document
+
+const json::object& Annotation::json() const {
+  const json::object* o = mmif_->impl_->slots.ObjectAt(Loc{view_index_, index_});
+  return o == nullptr ? EmptyObject() : *o;
+}
+
+json::object& Annotation::mutable_json() const { return const_cast<json::object&>(json()); }
+
+std::string_view Annotation::type() const { return StringAt(json(), "@type"); }
+
+const json::object& Annotation::properties() const {
+  const json::object* p = ObjectAt(json(), "properties");
+  return p == nullptr ? EmptyObject() : *p;
+}
+
+std::string_view Annotation::id() const { return StringAt(properties(), "id"); }
+
+std::string Annotation::long_id() const {
+  return mmif_internal::IdAt(mmif_->impl_->slots, Loc{view_index_, index_}).Long();
+}
+
+bool Annotation::is_document() const { return vocab::IsDocumentType(type()); }
+
+bool Annotation::IsType(std::string_view t) const { return vocab::TypeMatches(type(), t); }
+
+View Annotation::view() const { return View(mmif_, static_cast<std::uint32_t>(view_index_)); }
+
+const json::value* Annotation::Get(std::string_view key) const {
+  const json::object& props = properties();
+  if (auto it = props.find(key); it != props.end()) return &it->value();
+  if (is_top_level()) return nullptr;
+  const json::object* meta = view().ContainsMetadata(type());
+  if (meta == nullptr) return nullptr;
+  auto it = meta->find(key);
+  return it == meta->end() ? nullptr : &it->value();
+}
+
+std::optional<std::string_view> Annotation::GetString(std::string_view key) const {
+  const json::value* v = Get(key);
+  if (v == nullptr || !v->is_string()) return std::nullopt;
+  return AsView(v->get_string());
+}
+
+Status Annotation::Set(std::string_view key, json::value value) {
+  if (key == "id") {
+    return InvalidArgumentError("the id of annotation " + Quoted(long_id()) +
+                                " cannot be changed: ids are fixed at creation");
+  }
+  if (mmif_->impl_->slots.ObjectAt(Loc{view_index_, index_}) == nullptr) {
+    return FailedPreconditionError("the annotation no longer exists");
+  }
+  json::object& o = mutable_json();
+  json::value& props = o["properties"];
+  if (!props.is_object()) props.emplace_object();
+  props.get_object()[key] = std::move(value);
+  return Status();
+}
+
+std::optional<std::string_view> Document::location() const {
+  return OptionalStringAt(properties(), "location");
+}
+
+std::optional<std::string_view> Document::mime() const {
+  return OptionalStringAt(properties(), "mime");
+}
+
+std::optional<std::string_view> Document::text_value() const {
+  const json::object* text = ObjectAt(properties(), "text");
+  return text == nullptr ? std::nullopt : OptionalStringAt(*text, "@value");
+}
+
+std::optional<std::string_view> Document::text_language() const {
+  const json::object* text = ObjectAt(properties(), "text");
+  return text == nullptr ? std::nullopt : OptionalStringAt(*text, "@language");
+}
+
+StatusOr<std::string> Document::LocationPath() const {
+  std::optional<std::string_view> loc = location();
+  if (!loc) return NotFoundError("document " + Quoted(long_id()) + " has no location");
+  std::string_view l = *loc;
+  // RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"
+  std::size_t colon = l.find(':');
+  bool has_scheme = colon != std::string_view::npos && colon > 0 &&
+                    std::isalpha(static_cast<unsigned char>(l[0]));
+  for (std::size_t i = 0; has_scheme && i < colon; ++i) {
+    const char c = l[i];
+    has_scheme = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  }
+  if (!has_scheme) {
+    if (!l.empty() && l[0] == '/') return std::string(l);
+    return FailedPreconditionError("location " + Quoted(l) + " of document " + Quoted(long_id()) +
+                                   " is neither a URI nor an absolute path");
+  }
+  std::string scheme(l.substr(0, colon));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (scheme != "file") {
+    return FailedPreconditionError("location " + Quoted(l) + " has scheme \"" + scheme +
+                                   "\"; only file:// locations are local paths");
+  }
+  std::string_view rest = l.substr(colon + 1);
+  if (rest.substr(0, 2) == "//") {
+    rest.remove_prefix(2);
+    const std::size_t slash = rest.find('/');
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  }
+  if (rest.empty() || rest[0] != '/') {
+    return FailedPreconditionError("location " + Quoted(l) + " has no absolute path");
+  }
+  return std::string(rest);
+}
+
+StatusOr<std::string> Document::ReadText() const {
+  if (std::optional<std::string_view> text = text_value()) return std::string(*text);
+  if (!location()) {
+    return NotFoundError("document " + Quoted(long_id()) + " has neither text nor a location");
+  }
+  CLAMS_ASSIGN_OR_RETURN(std::string path, LocationPath());
+  StatusOr<std::string> content = ReadWholeFile(path);
+  if (!content.ok()) return FailedPreconditionError(content.status().message());
+  return content;
+}
+
+// ---------------------------------------------------------------------------
+// View
+
+const json::object& View::json() const {
+  const json::object* o = mmif_->impl_->slots.ObjectAt(Loc{Loc::kView, index_});
+  return o == nullptr ? EmptyObject() : *o;
+}
+
+json::object& View::mutable_json() const { return mmif_->impl_->ViewObject(index_); }
+
+std::string_view View::id() const {
+  return mmif_->impl_->slots.ViewId(static_cast<std::int32_t>(index_));
+}
+
+const json::object& View::metadata() const {
+  const auto& slots = mmif_->impl_->slots.view_slots;
+  if (index_ >= slots.size() || slots[index_].metadata == nullptr ||
+      !slots[index_].metadata->is_object()) {
+    return EmptyObject();
+  }
+  return slots[index_].metadata->get_object();
+}
+
+json::object& View::mutable_metadata() { return mmif_->impl_->MutableMetadata(index_); }
+
+std::string_view View::app() const { return StringAt(metadata(), "app"); }
+std::string_view View::timestamp() const { return StringAt(metadata(), "timestamp"); }
+
+void View::SetApp(std::string_view app) { mutable_metadata()["app"] = app; }
+
+void View::SetTimestamp(std::string_view timestamp) { mutable_metadata()["timestamp"] = timestamp; }
+
+const json::object* View::contains() const { return ObjectAt(metadata(), "contains"); }
+
+bool View::Contains(std::string_view type) const { return ContainsMetadata(type) != nullptr; }
+
+const json::object* View::ContainsMetadata(std::string_view type) const {
+  const json::object* c = contains();
+  if (c == nullptr) return nullptr;
+  if (auto it = c->find(type); it != c->end()) return it->value().if_object();
+  for (const json::key_value_pair& kv : *c) {
+    if (vocab::TypeMatches(AsView(kv.key()), type)) {
+      const json::object* meta = kv.value().if_object();
+      return meta != nullptr ? meta : &EmptyObject();
+    }
+  }
+  return nullptr;
+}
+
+json::object& View::NewContain(std::string_view type, json::object metadata) {
+  json::object& meta = mutable_metadata();
+  json::value& c = meta["contains"];
+  if (!c.is_object()) c.emplace_object();
+  json::value& entry = c.get_object()[type];
+  if (!entry.is_object()) entry.emplace_object();
+  for (json::key_value_pair& kv : metadata) entry.get_object()[kv.key()] = std::move(kv.value());
+  return entry.get_object();
+}
+
+bool View::has_error() const { return metadata().contains("error"); }
+
+std::optional<ViewError> View::error() const {
+  auto it = metadata().find("error");
+  if (it == metadata().end()) return std::nullopt;
+  ViewError e;
+  if (const json::object* o = it->value().if_object()) {
+    e.message = std::string(StringAt(*o, "message"));
+    e.stack_trace = std::string(StringAt(*o, "stackTrace"));
+  } else if (it->value().is_string()) {
+    e.message = std::string(AsView(it->value().get_string()));
+  } else {
+    e.message = WriteJson(it->value());
+  }
+  return e;
+}
+
+bool View::has_warnings() const { return metadata().contains("warnings"); }
+
+std::vector<std::string> View::warnings() const {
+  std::vector<std::string> out;
+  auto it = metadata().find("warnings");
+  if (it == metadata().end()) return out;
+  if (const json::array* a = it->value().if_array()) {
+    for (const json::value& w : *a) {
+      out.push_back(w.is_string() ? std::string(AsView(w.get_string())) : WriteJson(w));
+    }
+  }
+  return out;
+}
+
+std::size_t View::annotation_count() const {
+  const json::array* a = mmif_->impl_->slots.Annotations(static_cast<std::int32_t>(index_));
+  return a == nullptr ? 0 : a->size();
+}
+
+Annotation View::annotation(std::size_t i) const {
+  return Annotation(mmif_, static_cast<std::int32_t>(index_), static_cast<std::uint32_t>(i));
+}
+
+std::vector<Annotation> View::annotations(std::string_view type) const {
+  std::vector<Annotation> out;
+  const json::array* a = mmif_->impl_->slots.Annotations(static_cast<std::int32_t>(index_));
+  if (a == nullptr) return out;
+  TypeMatcher matches(type);
+  for (std::size_t i = 0; i < a->size(); ++i) {
+    const json::object* o = (*a)[i].if_object();
+    if (o == nullptr || !matches(StringAt(*o, "@type"))) continue;
+    out.push_back(annotation(i));
+  }
+  return out;
+}
+
+std::optional<Annotation> View::GetAnnotation(std::string_view id) const {
+  const Mmif::Impl& impl = *mmif_->impl_;
+  IdParts parts{{}, id};
+  if (id.find(':') == std::string_view::npos) parts.view = this->id();
+  std::optional<Loc> loc = impl.index.Find(parts, impl.slots);
+  if (!loc || loc->view != static_cast<std::int32_t>(index_)) return std::nullopt;
+  return annotation(loc->index);
+}
+
+StatusOr<Annotation> View::AddAnnotation(std::string_view type, json::object properties) {
+  Mmif::Impl& impl = *mmif_->impl_;
+  const std::string view_id(id());
+  std::string long_id;
+  std::string prefix = vocab::IdPrefix(type);
+  json::object props(impl.tree.storage());
+  if (auto it = properties.find("id"); it != properties.end()) {
+    if (!it->value().is_string() || it->value().get_string().empty()) {
+      return InvalidArgumentError("the \"id\" property must be a non-empty string");
+    }
+    std::string_view given = AsView(it->value().get_string());
+    long_id = given.find(':') == std::string_view::npos ? view_id + ":" + std::string(given)
+                                                        : std::string(given);
+    if (impl.HasId(long_id)) {
+      return AlreadyExistsError("id " + Quoted(long_id) + " is already taken");
+    }
+    it->value() = long_id;
+    props.reserve(properties.size());
+    for (json::key_value_pair& kv : properties) props.emplace(kv.key(), std::move(kv.value()));
+    // Keep the counter of a cached prefix ahead of explicit ids.
+    auto counter = impl.counters.find({index_, prefix});
+    const std::string view_prefix = view_id + ":";
+    if (counter != impl.counters.end() &&
+        long_id.compare(0, view_prefix.size(), view_prefix) == 0) {
+      const std::string_view local = std::string_view(long_id).substr(view_prefix.size());
+      if (std::optional<std::uint64_t> n = CounterOf(local, prefix)) {
+        counter->second = std::max(counter->second, *n);
+      }
+    }
+  } else {
+    auto [counter, inserted] = impl.counters.try_emplace({index_, prefix}, 0);
+    if (inserted) {
+      // First id of this prefix since the document was read: continue after
+      // the highest one already in the view.
+      for (std::size_t i = 0; i < annotation_count(); ++i) {
+        std::string_view written = annotation(i).id();
+        if (written.find(':') != std::string_view::npos) {
+          if (written.substr(0, view_id.size() + 1) != view_id + ":") continue;
+          written.remove_prefix(view_id.size() + 1);
+        }
+        if (std::optional<std::uint64_t> n = CounterOf(written, prefix)) {
+          counter->second = std::max(counter->second, *n);
+        }
+      }
+    }
+    do {
+      long_id = view_id + ":" + prefix + "_" + std::to_string(++counter->second);
+    } while (impl.HasId(long_id));
+    props.reserve(properties.size() + 1);
+    props.emplace("id", long_id);
+    for (json::key_value_pair& kv : properties) props.emplace(kv.key(), std::move(kv.value()));
+  }
+  json::array& anns = impl.MutableAnnotations(index_);
+  json::object ann(impl.tree.storage());
+  ann.reserve(2);
+  ann.emplace("@type", type);
+  ann.emplace("properties", std::move(props));
+  anns.emplace_back(std::move(ann));
+  const Loc loc{static_cast<std::int32_t>(index_), static_cast<std::uint32_t>(anns.size() - 1)};
+  impl.index.Insert(mmif_internal::IdAt(impl.slots, loc), loc, impl.slots);
+  const json::object* c = contains();
+  if (c == nullptr || !c->contains(type)) NewContain(type);
+  return annotation(loc.index);
+}
+
+Annotation View::NewAnnotation(std::string_view type, json::object properties) {
+  properties.stable_erase("id");
+  StatusOr<Annotation> a = AddAnnotation(type, std::move(properties));
+  return *std::move(a);  // generated ids are free by construction
+}
+
+Document View::NewTextDocument(std::string_view text, std::string_view language,
+                               json::object properties) {
+  json::object props;
+  json::object value;
+  value.emplace("@value", text);
+  if (!language.empty()) value.emplace("@language", language);
+  props.emplace("text", std::move(value));
+  for (json::key_value_pair& kv : properties) {
+    if (kv.key() != "id") props[kv.key()] = std::move(kv.value());
+  }
+  return Document(NewAnnotation(vocab::kTextDocument, std::move(props)));
+}
+
+void View::SetError(std::string_view message, std::string_view stack_trace) {
+  json::object& meta = mutable_metadata();
+  meta.stable_erase("contains");
+  meta.stable_erase("warnings");
+  json::object error;
+  error.emplace("message", message);
+  if (!stack_trace.empty()) error.emplace("stackTrace", stack_trace);
+  meta["error"] = std::move(error);
+  mmif_->impl_->MutableAnnotations(index_).clear();
+  mmif_->impl_->Reindex();
+}
+
+void View::SetWarnings(const std::vector<std::string>& warnings) {
+  json::object& meta = mutable_metadata();
+  meta.stable_erase("contains");
+  meta.stable_erase("error");
+  json::array list;
+  list.reserve(warnings.size());
+  for (const std::string& w : warnings) list.emplace_back(w);
+  meta["warnings"] = std::move(list);
+  mmif_->impl_->MutableAnnotations(index_).clear();
+  mmif_->impl_->Reindex();
+}
+
+// ---------------------------------------------------------------------------
+// Mmif
+
+Mmif::Mmif(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Mmif::Mmif(Mmif&&) noexcept = default;
+Mmif& Mmif::operator=(Mmif&&) noexcept = default;
+Mmif::~Mmif() = default;
+
+StatusOr<Mmif> Mmif::Parse(std::string_view text, const ParseOptions& options) {
+  auto arena =
+      json::make_shared_resource<json::monotonic_resource>(text.size() * kArenaBytesPerInputByte);
+  CLAMS_ASSIGN_OR_RETURN(json::value tree, ParseJson(text, std::move(arena)));
+  CLAMS_ASSIGN_OR_RETURN(Mmif mmif, FromJson(std::move(tree), options));
+  mmif.impl_->source_size = text.size();
+  return mmif;
+}
+
+StatusOr<Mmif> Mmif::ParseFile(const std::filesystem::path& path, const ParseOptions& options) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return NotFoundError("cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  std::error_code size_error;
+  const auto size = std::filesystem::file_size(path, size_error);
+  auto arena = json::make_shared_resource<json::monotonic_resource>(
+      size_error ? kReadChunkBytes : static_cast<std::size_t>(size) * kArenaBytesPerInputByte);
+  std::size_t bytes = 0;
+  StatusOr<json::value> tree = mmif_internal::ParseJsonFromFile(f, std::move(arena), &bytes);
+  std::fclose(f);
+  if (!tree.ok()) {
+    if (tree.status().code() == StatusCode::kFailedPrecondition) {
+      return FailedPreconditionError("cannot read " + path.string() + ": " +
+                                     tree.status().message());
+    }
+    // Malformed: read the text to say exactly where.
+    CLAMS_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+    return Parse(text, options);
+  }
+  CLAMS_ASSIGN_OR_RETURN(Mmif mmif, FromJson(*std::move(tree), options));
+  mmif.impl_->source_size = bytes;
+  return mmif;
+}
+
+StatusOr<Mmif> Mmif::FromJson(json::value tree, const ParseOptions& options) {
+  auto impl = std::make_unique<Impl>(std::move(tree));
+  if (options.validate) {
+    ValidationReport report;
+    mmif_internal::Walk(impl->tree, ValidateOptions{}, &impl->slots, &impl->index, &report);
+    CLAMS_RETURN_IF_ERROR(report.ToStatus(options.strict));
+    impl->warnings = std::move(report.warnings);
+    StatusOr<std::string> v = ReadMmifVersion(impl->tree);
+    impl->short_ids = mmif_internal::UsesShortIds(v.ok() ? *v : std::string());
+  } else {
+    impl->Reindex();
+  }
+  return Mmif(std::move(impl));
+}
+
+Mmif Mmif::New(std::string_view version_iri) {
+  json::object root;
+  json::object metadata;
+  metadata.emplace("mmif", version_iri);
+  root.emplace("metadata", std::move(metadata));
+  root.emplace("documents", json::array());
+  root.emplace("views", json::array());
+  auto impl = std::make_unique<Impl>(std::move(root));
+  impl->Reindex();
+  return Mmif(std::move(impl));
+}
+
+Mmif Mmif::Clone() const {
+  auto impl = std::make_unique<Impl>(
+      json::value(impl_->tree, json::make_shared_resource<json::monotonic_resource>()));
+  impl->warnings = impl_->warnings;
+  impl->source_size = impl_->source_size;
+  impl->Reindex();
+  return Mmif(std::move(impl));
+}
+
+std::string Mmif::Serialize(const SerializeOptions& options) const {
+  const JsonStyle style = StyleOf(options);
+  std::string out;
+  out.reserve(impl_->source_size * (options.pretty ? kPrettyGrowth : 1) + kSerializeSlackBytes);
+  AppendJson(out, impl_->tree, style);
+  return out;
+}
+
+Status Mmif::SerializeToFile(const std::filesystem::path& path,
+                             const SerializeOptions& options) const {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) {
+    return FailedPreconditionError("cannot write " + path.string() + ": " + std::strerror(errno));
+  }
+  bool ok = true;
+  WriteJsonChunked(impl_->tree, StyleOf(options), [&](std::string_view chunk) {
+    ok = ok && std::fwrite(chunk.data(), 1, chunk.size(), f) == chunk.size();
+  });
+  const int error = errno;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) {
+    return FailedPreconditionError("cannot write " + path.string() + ": " + std::strerror(error));
+  }
+  return Status();
+}
+
+const json::value& Mmif::json() const { return impl_->tree; }
+json::value& Mmif::mutable_json() { return impl_->tree; }
+void Mmif::Reindex() { impl_->Reindex(); }
+
+std::string Mmif::version() const {
+  StatusOr<std::string> v = ReadMmifVersion(impl_->tree);
+  return v.ok() ? *v : std::string();
+}
+
+const std::vector<ValidationIssue>& Mmif::warnings() const { return impl_->warnings; }
+
+std::size_t Mmif::document_count() const {
+  const json::value* d = impl_->slots.documents;
+  return d != nullptr && d->is_array() ? d->get_array().size() : 0;
+}
+
+Document Mmif::document(std::size_t i) const {
+  return Document(const_cast<Mmif*>(this), Loc::kDocument, static_cast<std::uint32_t>(i));
+}
+
+std::vector<Document> Mmif::documents() const {
+  std::vector<Document> out;
+  const std::size_t n = document_count();
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back(document(i));
+  return out;
+}
+
+std::vector<Document> Mmif::DocumentsByType(std::string_view type) const {
+  std::vector<Document> out;
+  for (Document d : documents()) {
+    if (d.IsType(type)) out.push_back(d);
+  }
+  for (View v : views()) {
+    for (Annotation a : v.annotations(type)) {
+      if (a.is_document()) out.emplace_back(a);
+    }
+  }
+  return out;
+}
+
+StatusOr<Document> Mmif::AddDocument(std::string_view type, std::string_view id,
+                                     json::object properties) {
+  if (id.empty()) return InvalidArgumentError("a document id must not be empty");
+  if (impl_->HasId(id)) return AlreadyExistsError("id " + Quoted(id) + " is already taken");
+  json::object props(impl_->tree.storage());
+  props.reserve(properties.size() + 1);
+  props.emplace("id", id);
+  for (json::key_value_pair& kv : properties) {
+    if (kv.key() != "id") props.emplace(kv.key(), std::move(kv.value()));
+  }
+  json::object doc(impl_->tree.storage());
+  doc.emplace("@type", type);
+  doc.emplace("properties", std::move(props));
+  json::array& docs = impl_->RootArray("documents");
+  docs.emplace_back(std::move(doc));
+  const Loc loc{Loc::kDocument, static_cast<std::uint32_t>(docs.size() - 1)};
+  impl_->index.Insert(IdParts{{}, id}, loc, impl_->slots);
+  return document(loc.index);
+}
+
+std::size_t Mmif::view_count() const { return impl_->slots.view_slots.size(); }
+
+View Mmif::view(std::size_t i) const {
+  return View(const_cast<Mmif*>(this), static_cast<std::uint32_t>(i));
+}
+
+std::vector<View> Mmif::views() const {
+  std::vector<View> out;
+  out.reserve(view_count());
+  for (std::size_t i = 0; i < view_count(); ++i) out.push_back(view(i));
+  return out;
+}
+
+View Mmif::NewView() {
+  json::array& list = impl_->RootArray("views");
+  std::size_t n = list.size();
+  std::string id;
+  do {
+    id = "v_" + std::to_string(n++);
+  } while (impl_->HasId(id));
+  json::object metadata(impl_->tree.storage());
+  metadata.emplace("timestamp", NowTimestamp());
+  metadata.emplace("app", "");
+  metadata.emplace("contains", json::object());
+  json::object view_object(impl_->tree.storage());
+  view_object.emplace("id", id);
+  view_object.emplace("metadata", std::move(metadata));
+  view_object.emplace("annotations", json::array());
+  list.emplace_back(std::move(view_object));
+  const json::object& added = list.back().get_object();
+  mmif_internal::ViewSlots slots;
+  slots.id = &added.find("id")->value();
+  slots.metadata = &added.find("metadata")->value();
+  slots.annotations = &added.find("annotations")->value();
+  impl_->slots.view_slots.resize(list.size() - 1);  // views that are not objects keep empty slots
+  impl_->slots.view_slots.push_back(slots);
+  const Loc loc{Loc::kView, static_cast<std::uint32_t>(list.size() - 1)};
+  impl_->index.Insert(IdParts{{}, id}, loc, impl_->slots);
+  return view(loc.index);
+}
+
+std::optional<View> Mmif::GetView(std::string_view id) const {
+  for (std::size_t i = 0; i < view_count(); ++i) {
+    if (impl_->slots.ViewId(static_cast<std::int32_t>(i)) == id) return view(i);
+  }
+  return std::nullopt;
+}
+
+std::vector<View> Mmif::ViewsContaining(const std::vector<std::string_view>& types) const {
+  std::vector<View> out;
+  for (View v : views()) {
+    if (std::all_of(types.begin(), types.end(),
+                    [&](std::string_view t) { return v.Contains(t); })) {
+      out.push_back(v);
+    }
+  }
+  return out;
+}
+
+std::optional<View> Mmif::LastViewContaining(std::string_view type) const {
+  for (std::size_t i = view_count(); i > 0; --i) {
+    if (view(i - 1).Contains(type)) return view(i - 1);
+  }
+  return std::nullopt;
+}
+
+std::vector<View> Mmif::ViewsForDocument(std::string_view document_id) const {
+  const std::optional<Loc> wanted = impl_->Resolve(document_id, Loc::kDocument);
+  auto refers = [&](std::string_view ref, std::int32_t view) {
+    if (ref == document_id) return true;
+    if (!wanted) return false;
+    std::optional<Loc> loc = impl_->Resolve(ref, view);
+    return loc && *loc == *wanted;
+  };
+  std::vector<View> out;
+  for (std::size_t i = 0; i < view_count(); ++i) {
+    View v = view(i);
+    const auto vi = static_cast<std::int32_t>(i);
+    bool found = false;
+    if (const json::object* c = v.contains()) {
+      for (const json::key_value_pair& kv : *c) {
+        const json::object* meta = kv.value().if_object();
+        if (meta != nullptr && refers(StringAt(*meta, "document"), vi)) {
+          found = true;
+          break;
+        }
+      }
+    }
+    const json::array* anns = impl_->slots.Annotations(vi);
+    for (std::size_t j = 0; !found && anns != nullptr && j < anns->size(); ++j) {
+      const json::object* o = (*anns)[j].if_object();
+      const json::object* props = o == nullptr ? nullptr : ObjectAt(*o, "properties");
+      if (props != nullptr && props->contains("document") &&
+          refers(StringAt(*props, "document"), vi)) {
+        found = true;
+      }
+    }
+    if (found) out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<View> Mmif::ViewsWithError() const {
+  std::vector<View> out;
+  for (View v : views()) {
+    if (v.has_error()) out.push_back(v);
+  }
+  return out;
+}
+
+std::optional<Annotation> Mmif::GetAnnotation(std::string_view long_id) const {
+  std::optional<Loc> loc = impl_->index.Find(long_id, impl_->slots);
+  if (!loc || loc->view == Loc::kView) return std::nullopt;
+  return Annotation(const_cast<Mmif*>(this), loc->view, loc->index);
+}
+
+std::optional<Document> Mmif::GetDocument(std::string_view id) const {
+  std::optional<Annotation> a = GetAnnotation(id);
+  if (!a) return std::nullopt;
+  if (!a->is_top_level() && !a->is_document()) return std::nullopt;
+  return Document(*a);
+}
+
+bool Mmif::HasId(std::string_view id) const { return impl_->HasId(id); }
+
+std::vector<Annotation> Mmif::AnnotationsOfType(std::string_view type) const {
+  std::vector<Annotation> out;
+  TypeMatcher matches(type);
+  for (std::size_t v = 0; v < view_count(); ++v) {
+    const json::array* anns = impl_->slots.Annotations(static_cast<std::int32_t>(v));
+    if (anns == nullptr) continue;
+    for (std::size_t i = 0; i < anns->size(); ++i) {
+      const json::object* o = (*anns)[i].if_object();
+      if (o == nullptr || !matches(StringAt(*o, "@type"))) continue;
+      out.emplace_back(const_cast<Mmif*>(this), static_cast<std::int32_t>(v),
+                       static_cast<std::uint32_t>(i));
+    }
+  }
+  return out;
+}
+
+std::vector<AlignmentPair> Mmif::Alignments(std::string_view type_a,
+                                            std::string_view type_b) const {
+  std::vector<AlignmentPair> out;
+  TypeMatcher is_alignment(vocab::kAlignment);
+  TypeMatcher is_a(type_a);
+  TypeMatcher is_b(type_b);
+  TypeMatcher is_a2(type_a);
+  TypeMatcher is_b2(type_b);
+  Mmif* self = const_cast<Mmif*>(this);
+  for (std::size_t v = 0; v < view_count(); ++v) {
+    const auto vi = static_cast<std::int32_t>(v);
+    const json::array* anns = impl_->slots.Annotations(vi);
+    if (anns == nullptr) continue;
+    for (std::size_t i = 0; i < anns->size(); ++i) {
+      const json::object* o = (*anns)[i].if_object();
+      if (o == nullptr || !is_alignment(StringAt(*o, "@type"))) continue;
+      const json::object* props = ObjectAt(*o, "properties");
+      if (props == nullptr) continue;
+      std::optional<Loc> s = impl_->Resolve(StringAt(*props, "source"), vi);
+      std::optional<Loc> t = impl_->Resolve(StringAt(*props, "target"), vi);
+      if (!s || !t) continue;
+      Annotation source(self, s->view, s->index);
+      Annotation target(self, t->view, t->index);
+      const std::string_view st = source.type();
+      const std::string_view tt = target.type();
+      if ((is_a(st) && is_b(tt)) || (is_b2(st) && is_a2(tt))) {
+        out.push_back(
+            AlignmentPair{Annotation(self, vi, static_cast<std::uint32_t>(i)), source, target});
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<Annotation> Mmif::AlignedWith(const Annotation& annotation) const {
+  std::vector<Annotation> out;
+  const Loc self_loc{annotation.view_index_, annotation.index_};
+  TypeMatcher is_alignment(vocab::kAlignment);
+  Mmif* self = const_cast<Mmif*>(this);
+  for (std::size_t v = 0; v < view_count(); ++v) {
+    const auto vi = static_cast<std::int32_t>(v);
+    const json::array* anns = impl_->slots.Annotations(vi);
+    if (anns == nullptr) continue;
+    for (std::size_t i = 0; i < anns->size(); ++i) {
+      const json::object* o = (*anns)[i].if_object();
+      if (o == nullptr || !is_alignment(StringAt(*o, "@type"))) continue;
+      const json::object* props = ObjectAt(*o, "properties");
+      if (props == nullptr) continue;
+      std::optional<Loc> s = impl_->Resolve(StringAt(*props, "source"), vi);
+      std::optional<Loc> t = impl_->Resolve(StringAt(*props, "target"), vi);
+      if (s && t && *s == self_loc) out.emplace_back(self, t->view, t->index);
+      if (s && t && *t == self_loc) out.emplace_back(self, s->view, s->index);
+    }
+  }
+  return out;
+}
+
+StatusOr<double> Mmif::Start(const Annotation& annotation) const {
+  return Impl::Anchor(*impl_, const_cast<Mmif*>(this), annotation, true, 0);
+}
+
+StatusOr<double> Mmif::End(const Annotation& annotation) const {
+  return Impl::Anchor(*impl_, const_cast<Mmif*>(this), annotation, false, 0);
+}
+
+std::string NowTimestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()) %
+      std::chrono::seconds(1);
+  std::tm local{};
+  localtime_r(&seconds, &local);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lld", local.tm_year + 1900,
+                local.tm_mon + 1, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec,
+                static_cast<long long>(micros.count()));
+  return buf;
+}
+
+}  // namespace clams::mmif

@@ -1,0 +1,445 @@
+// End-to-end tests of the production server on simulated GPUs: worker
+// processes, supervision (crash, hang, OOM, recycling, SIGTERM drain,
+// SIGHUP reload), runtime and metrics (issue 4), and VRAM admission
+// control: estimates, profiles, queueing, eviction, OOM feedback (issue 5).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <fstream>
+#include <iostream>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "e2e/server/e2e_util.h"
+#include "testing/process.h"
+#include "testing/testing.h"
+
+namespace clams::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint64_t kGiB = 1ull << 30;
+
+std::string VideoMmif() {
+  return R"({"metadata": {"mmif": "http://mmif.clams.ai/1.1.0"}, "documents": [{"@type": "http://mmif.clams.ai/vocabulary/VideoDocument/v1", "properties": {"id": "d1", "mime": "video/mp4", "location": "file:///data/a.mp4"}}], "views": []})";
+}
+
+// A vram-workload server on simulated GPUs, with its own state and profile
+// directories.
+class Workload {
+ public:
+  Workload(const std::string& gpus, std::vector<std::string> args, std::map<std::string, std::string> env = {},
+           const std::filesystem::path& profile_dir = {})
+      : profiles_(profile_dir.empty() ? tmp_.path() / "profiles" : profile_dir) {
+    env_ = {{"CLAMS_SIM_GPUS", gpus}, {"CLAMS_SIM_STATE", (tmp_.path() / "sim-state").string()},
+            {"CLAMS_PROFILE_DIR", profiles_.string()}, {"CLAMS_APP_VERSION", "v1"}};
+    for (auto& [k, v] : env) env_[k] = v;
+    args.insert(args.begin(), "--production");
+    server_ = std::make_unique<testing::ServerProcess>(testing::BuiltBinary("apps/vram-workload/vram-workload"), args,
+                                                       env_);
+    EXPECT_TRUE(WaitReady(port())) << server_->Log();
+  }
+  ~Workload() {
+    if (::testing::Test::HasFailure()) std::cerr << "--- server log ---\n" << server_->Log() << "---\n";
+  }
+  int port() const { return server_->port(); }
+  testing::ServerProcess& server() { return *server_; }
+  const std::map<std::string, std::string>& env() const { return env_; }
+  const std::filesystem::path& profiles() const { return profiles_; }
+
+  HttpResponse Post(const std::string& query, std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
+    HttpResponse r = Call(port(), "POST", "/" + query, VideoMmif(), {}, timeout);
+    if (r.content_type == "application/json") KeepForSchemaCheck(r.body);
+    return r;
+  }
+  json::value Runtime() {
+    HttpResponse r = Call(port(), "GET", "/?includeVRAM=true");
+    EXPECT_EQ(r.status, 200);
+    json::value md = Json(r.body);
+    return md.is_object() ? md.at("runtime") : json::value();
+  }
+  std::vector<int> Pids() {
+    std::vector<int> pids;
+    json::value rt = Runtime();
+    for (const auto& w : rt.at("workers").as_array()) pids.push_back(static_cast<int>(w.at("pid").as_int64()));
+    return pids;
+  }
+  bool AllIdle(std::size_t count) {
+    json::value rt = Runtime();
+    const auto& workers = rt.at("workers").as_array();
+    if (workers.size() != count) return false;
+    for (const auto& w : workers) {
+      if (w.at("state") != "idle") return false;
+    }
+    return true;
+  }
+  // The simulated devices as `clams gpu --json` sees them.
+  json::value Gpus() {
+    auto r = testing::RunProgram({testing::BuiltBinary("src/cli/clams").string(), "gpu", "--json"}, env_);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Json(r.out);
+  }
+  std::string Metrics() { return Call(port(), "GET", "/metrics").body; }
+
+ private:
+  testing::TempDir tmp_;
+  std::filesystem::path profiles_;
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<testing::ServerProcess> server_;
+};
+
+const json::object& LastView(const json::value& mmif) { return mmif.at("views").as_array().back().as_object(); }
+
+std::string ErrorMessage(const HttpResponse& r) {
+  json::value v = Json(r.body);
+  if (!v.is_object()) return "";
+  return std::string(LastView(v).at("metadata").at("error").at("message").as_string());
+}
+
+std::string Header(const HttpResponse& r, std::string_view name) { return std::string(server::FindHeader(r.headers, name)); }
+
+class ProductionTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { RegisterSchemaCheck(); }
+};
+
+// --- worker counts and placement ------------------------------------------------------
+
+TEST_F(ProductionTest, WorkerCountFollowsVramAndCpuAndTheEnvironment) {
+  const int cpu_workers = 2 * static_cast<int>(std::thread::hardware_concurrency()) + 1;
+  {
+    Workload w("24GiB", {});
+    // typ 6000 MB on a 24 GiB card: min(2 x cores + 1, 4).
+    EXPECT_EQ(w.Runtime().at("workers").as_array().size(), static_cast<std::size_t>(std::min(cpu_workers, 4)));
+    EXPECT_THAT(w.server().Log(), HasSubstr("app requires 6000 MB, using"));
+  }
+  {
+    Workload w("24GiB", {}, {{"CLAMS_GUNICORN_WORKERS", "2"}, {"CLAMS_WORKERS", "3"}});
+    EXPECT_EQ(w.Runtime().at("workers").as_array().size(), 2u);
+  }
+  {
+    Workload w("24GiB", {}, {{"CLAMS_WORKERS", "3"}});
+    EXPECT_EQ(w.Runtime().at("workers").as_array().size(), 3u);
+  }
+  {
+    Workload w("24GiB", {"--workers", "1"}, {{"CLAMS_WORKERS", "3"}});
+    EXPECT_EQ(w.Runtime().at("workers").as_array().size(), 1u);
+  }
+}
+
+TEST_F(ProductionTest, TwoDevicesGetWorkersInProportionToCapacity) {
+  Workload w("0:24GiB,1:12GiB", {"--workers", "6"});
+  std::map<int, int> per_device;
+  json::value rt = w.Runtime();
+  for (const auto& worker : rt.at("workers").as_array()) ++per_device[static_cast<int>(worker.at("device").as_int64())];
+  EXPECT_EQ(per_device[0], 4);
+  EXPECT_EQ(per_device[1], 2);
+}
+
+// --- supervision ------------------------------------------------------------------------
+
+TEST_F(ProductionTest, MaxRequestsRecyclesWorkersWithNewPids) {
+  Workload w("24GiB", {"--workers", "1", "--max-requests", "1"});
+  const std::vector<int> before = w.Pids();
+  ASSERT_EQ(w.Post("?model=tiny&holdMs=10").status, 200);
+  ASSERT_TRUE(testing::WaitFor([&] { return w.AllIdle(1) && w.Pids() != before; }, std::chrono::seconds(10)));
+  ASSERT_EQ(w.Post("?model=tiny&holdMs=10").status, 200);
+  EXPECT_THAT(w.Metrics(), HasSubstr("clams_worker_restarts_total{reason=\"max_requests\"}"));
+}
+
+TEST_F(ProductionTest, CrashFailsOnlyItsRequestAndTheWorkerIsReplaced) {
+  Workload w("24GiB", {"--workers", "2"});
+  const std::vector<int> before = w.Pids();
+  HttpResponse crash = w.Post("?failMode=crash");
+  EXPECT_EQ(crash.status, 500);
+  EXPECT_THAT(ErrorMessage(crash), HasSubstr("was killed by signal 6 (SIGABRT) while running the request"));
+  ASSERT_TRUE(testing::WaitFor([&] { return w.AllIdle(2); }, std::chrono::seconds(10)));
+  const std::vector<int> after = w.Pids();
+  EXPECT_NE(before, after);
+  EXPECT_EQ(w.Post("?model=tiny&holdMs=10").status, 200);
+  EXPECT_THAT(w.Metrics(), HasSubstr("clams_worker_restarts_total{reason=\"crash\"} 1"));
+}
+
+TEST_F(ProductionTest, HangingWorkerIsKilledAt504AndReplaced) {
+  Workload w("24GiB", {"--workers", "1", "--request-timeout", "1"});
+  const auto start = Clock::now();
+  HttpResponse hang = w.Post("?failMode=hang");
+  EXPECT_EQ(hang.status, 504);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  EXPECT_THAT(ErrorMessage(hang), HasSubstr("--request-timeout"));
+  ASSERT_TRUE(testing::WaitFor([&] { return w.AllIdle(1); }, std::chrono::seconds(10)));
+  EXPECT_EQ(w.Post("?model=tiny&holdMs=10").status, 200);
+  EXPECT_THAT(w.Metrics(), HasSubstr("clams_worker_restarts_total{reason=\"timeout\"} 1"));
+}
+
+TEST_F(ProductionTest, AppOomIs503WithRetryAfterAndRaisesTheEstimate) {
+  Workload w("24GiB", {"--workers", "1"});
+  HttpResponse oom = w.Post("?model=small&failMode=oom&declareVram=false");
+  EXPECT_EQ(oom.status, 503);
+  EXPECT_FALSE(Header(oom, "Retry-After").empty());
+  EXPECT_THAT(ErrorMessage(oom), HasSubstr("CUDA out of memory"));
+  EXPECT_THAT(w.Metrics(), HasSubstr("clams_oom_total 1"));
+  // The class's profile now remembers the OOM and an estimate of at least
+  // what was admitted.
+  json::value rt = w.Runtime();
+  const auto& classes = rt.at("profiles").at("classes").as_array();
+  ASSERT_EQ(classes.size(), 1u);
+  EXPECT_EQ(classes[0].at("oom_events"), 1);
+  EXPECT_GT(classes[0].at("peak_bytes").to_number<std::uint64_t>(), 0u);
+  ASSERT_TRUE(testing::WaitFor([&] { return w.AllIdle(1); }, std::chrono::seconds(10)));
+  EXPECT_THAT(w.Metrics(), HasSubstr("clams_worker_restarts_total{reason=\"oom\"} 1"));
+}
+
+TEST_F(ProductionTest, SigtermDrainsInFlightRequestsAndRefusesNewOnes) {
+  Workload w("24GiB", {"--workers", "2"});
+  auto in_flight = std::async(std::launch::async, [&] { return w.Post("?model=tiny&holdMs=1500"); });
+  ASSERT_TRUE(testing::WaitFor([&] { return w.Runtime().at("queue").at("running") == 1; }, std::chrono::seconds(5)));
+  ASSERT_TRUE(w.server().process().Signal(SIGTERM));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  HttpResponse late = w.Post("?model=tiny&holdMs=10");
+  EXPECT_EQ(late.status, 503);
+  EXPECT_THAT(ErrorMessage(late), HasSubstr("shutting down"));
+  EXPECT_EQ(in_flight.get().status, 200);
+  auto status = w.server().process().Wait(std::chrono::seconds(15));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+TEST_F(ProductionTest, SighupReplacesEveryWorkerWithoutFailingRequests) {
+  Workload w("24GiB", {"--workers", "3"});
+  const std::vector<int> before = w.Pids();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.emplace_back([&] {
+      while (!stop) {
+        HttpResponse r = w.Post("?model=tiny&holdMs=30");
+        (r.status == 200 ? ok : failed)++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(w.server().process().Signal(SIGHUP));
+  const bool replaced = testing::WaitFor(
+      [&] {
+        std::vector<int> now = w.Pids();
+        for (std::size_t i = 0; i < now.size(); ++i) {
+          if (now[i] == before[i] || now[i] == 0) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_TRUE(replaced);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 10);
+  EXPECT_THAT(w.Metrics(), HasSubstr("clams_worker_restarts_total{reason=\"reload\"} 3"));
+}
+
+TEST_F(ProductionTest, RuntimeAndMetricsReportWhatHappened) {
+  Workload w("24GiB", {"--workers", "2"});
+  HttpResponse r = w.Post("?model=base&holdMs=50&hwFetch=true");
+  ASSERT_EQ(r.status, 200);
+  // hwFetch: the measured per-process peak for the worker's device.
+  json::value out = Json(r.body);
+  const auto& hw = LastView(out).at("metadata").at("appProfiling").at("hardware");
+  ASSERT_EQ(hw.at("cuda").as_array().size(), 1u);
+  EXPECT_EQ(hw.at("cuda").as_array()[0], "Simulated GPU 0, 24576 MiB total, 24576 MiB available, 1178 MiB peak used");
+  // X-Clams-Vram: declared estimate and the measured growth.
+  EXPECT_EQ(Header(r, "X-Clams-Vram"), "estimate=1771674009; source=declared; peak=1234803097");
+  json::value rt = w.Runtime();
+  EXPECT_EQ(rt.at("mode"), "production");
+  EXPECT_EQ(rt.at("accounting"), "per_process");
+  const auto& dev = rt.at("devices").as_array()[0];
+  EXPECT_EQ(dev.at("total_bytes"), 24 * kGiB);
+  EXPECT_EQ(dev.at("used_bytes"), 1 * kGiB);  // the base model stays in the worker's cache
+  std::uint64_t worker_vram = 0;
+  for (const auto& wk : rt.at("workers").as_array()) worker_vram += wk.at("vram_bytes").to_number<std::uint64_t>();
+  EXPECT_EQ(worker_vram, 1 * kGiB);
+  const std::string m = w.Metrics();
+  EXPECT_THAT(m, HasSubstr("clams_requests_total{code=\"200\"} 1"));
+  EXPECT_THAT(m, HasSubstr("clams_gpu_memory_total_bytes{device=\"0\",uuid=\"SIM-GPU-0\"} 25769803776"));
+  EXPECT_THAT(m, HasSubstr("clams_workers{state=\"idle\"} 2"));
+  EXPECT_THAT(m, HasSubstr("clams_gpu_accounting_per_process 1"));
+}
+
+// --- admission control ----------------------------------------------------------------------
+
+TEST_F(ProductionTest, TwelveLargeRequestsOn24GiBWithSixWorkersNeverOverrunTheCard) {
+  Workload w("24GiB", {"--workers", "6", "--max-queue", "50"});
+  std::vector<std::future<HttpResponse>> answers;
+  for (int i = 0; i < 12; ++i) {
+    answers.push_back(std::async(std::launch::async, [&] { return w.Post("?model=large&holdMs=150"); }));
+  }
+  for (auto& a : answers) EXPECT_EQ(a.get().status, 200);
+  json::value gpus = w.Gpus();
+  const auto& dev = gpus.at("devices").as_array()[0];
+  EXPECT_EQ(dev.at("oom_events"), 0);
+  EXPECT_LE(dev.at("high_water_bytes").to_number<std::uint64_t>(), 24 * kGiB);
+  EXPECT_GE(dev.at("high_water_bytes").to_number<std::uint64_t>(), 10 * kGiB);
+}
+
+TEST_F(ProductionTest, ForeignMemoryMakesRequestsWaitNotFail) {
+  Workload w("24GiB", {"--workers", "2"});
+  testing::TempDir dir;
+  testing::Process foreign({testing::BuiltBinary("src/cli/clams").string(), "gpu", "sim-alloc", "22GiB", "--seconds", "2"},
+                           w.env(), dir.path() / "foreign.log");
+  ASSERT_TRUE(testing::WaitFor([&] { return w.Gpus().at("devices").as_array()[0].at("used_bytes") == 22 * kGiB; },
+                               std::chrono::seconds(5)));
+  const auto start = Clock::now();
+  HttpResponse r = w.Post("?model=small&holdMs=10");  // needs 2.3 GiB, 2 GiB free
+  EXPECT_EQ(r.status, 200);
+  EXPECT_GT(Clock::now() - start, std::chrono::milliseconds(1000));
+  EXPECT_EQ(w.Gpus().at("devices").as_array()[0].at("oom_events"), 0);
+}
+
+TEST_F(ProductionTest, QueueTimeoutAndQueueFullAre503WithRetryAfterAndTheReason) {
+  Workload w("24GiB", {"--workers", "2", "--queue-timeout", "1", "--max-queue", "1"});
+  testing::TempDir dir;
+  testing::Process foreign({testing::BuiltBinary("src/cli/clams").string(), "gpu", "sim-alloc", "23GiB", "--seconds", "6"},
+                           w.env(), dir.path() / "foreign.log");
+  ASSERT_TRUE(testing::WaitFor([&] { return w.Gpus().at("devices").as_array()[0].at("used_bytes") == 23 * kGiB; },
+                               std::chrono::seconds(5)));
+  auto waiting = std::async(std::launch::async, [&] { return w.Post("?model=small&holdMs=10"); });
+  ASSERT_TRUE(testing::WaitFor([&] { return w.Runtime().at("queue").at("length") == 1; }, std::chrono::seconds(5)));
+  HttpResponse full = w.Post("?model=tiny&holdMs=10");
+  EXPECT_EQ(full.status, 503);
+  EXPECT_FALSE(Header(full, "Retry-After").empty());
+  EXPECT_THAT(ErrorMessage(full), HasSubstr("the queue is full"));
+  HttpResponse timed_out = waiting.get();
+  EXPECT_EQ(timed_out.status, 503);
+  EXPECT_GE(std::stoi(Header(timed_out, "Retry-After")), 1);
+  const std::string why = ErrorMessage(timed_out);
+  EXPECT_THAT(why, HasSubstr("(--queue-timeout)"));
+  EXPECT_THAT(why, HasSubstr("needed 2.8 GiB"));
+  EXPECT_THAT(why, HasSubstr("0 request(s) ahead"));
+  const std::string m = w.Metrics();
+  EXPECT_THAT(m, HasSubstr("clams_admission_rejections_total{reason=\"queue_full\"} 1"));
+  EXPECT_THAT(m, HasSubstr("clams_admission_rejections_total{reason=\"queue_timeout\"} 1"));
+}
+
+TEST_F(ProductionTest, RequestLargerThanAnyDeviceIs422AtOnce) {
+  Workload w("8GiB", {"--workers", "1"});
+  const auto start = Clock::now();
+  HttpResponse r = w.Post("?model=large");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(500));
+  EXPECT_THAT(ErrorMessage(r), HasSubstr("needs 11.5 GiB of GPU memory (declared estimate), but no device can ever "
+                                         "provide more than 8.0 GiB"));
+  EXPECT_EQ(Header(r, "X-Clams-Vram"), "estimate=12348030976; source=declared; peak=0");
+}
+
+TEST_F(ProductionTest, ProfileIsWrittenReusedAfterARestartAndReplacedWhenCorrupt) {
+  testing::TempDir profiles;
+  const std::string query = "?model=small&holdMs=60&declareVram=false";
+  {
+    Workload w("24GiB", {"--workers", "1"}, {}, profiles.path());
+    HttpResponse first = w.Post(query);
+    ASSERT_EQ(first.status, 200);
+    // Nothing declared or measured yet: the metadata's est_gpu_mem_typ (6000 MiB), plus
+    // the fresh worker's allowance for its CUDA context (512 MiB).
+    EXPECT_THAT(Header(first, "X-Clams-Vram"), StartsWith("estimate=6828326912; source=metadata; peak=2469606195"));
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(profiles.path())) {
+    if (e.is_regular_file()) files.push_back(e.path());
+  }
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_THAT(files[0].filename().string(), StartsWith("memory_"));
+  json::value profile = Json(testing::ReadFileOrDie(files[0]));
+  EXPECT_EQ(profile.at("peak_bytes"), 2469606195u);  // 2 GiB weights + 15 % activations
+  EXPECT_EQ(profile.at("samples"), 1);
+  {
+    Workload w("24GiB", {"--workers", "1"}, {}, profiles.path());
+    HttpResponse again = w.Post(query);
+    ASSERT_EQ(again.status, 200);
+    // Measured peak x 1.2, plus the fresh-worker allowance.
+    EXPECT_THAT(Header(again, "X-Clams-Vram"), StartsWith("estimate=3500398346; source=profile;"));
+  }
+  testing::WriteFileOrDie(files[0], "{not json");
+  {
+    Workload w("24GiB", {"--workers", "1"}, {}, profiles.path());
+    HttpResponse after = w.Post(query);
+    ASSERT_EQ(after.status, 200);
+    EXPECT_THAT(Header(after, "X-Clams-Vram"), StartsWith("estimate=6828326912; source=metadata;"));
+  }
+  EXPECT_EQ(Json(testing::ReadFileOrDie(files[0])).at("peak_bytes"), 2469606195u);
+}
+
+TEST_F(ProductionTest, EvictionLetsAMediumRequestInWhileIdleWorkersHoldLargeModels) {
+  Workload w("24GiB", {"--workers", "2"});
+  auto a = std::async(std::launch::async, [&] { return w.Post("?model=large&holdMs=300"); });
+  auto b = std::async(std::launch::async, [&] { return w.Post("?model=large&holdMs=300"); });
+  ASSERT_EQ(a.get().status, 200);
+  ASSERT_EQ(b.get().status, 200);
+  // Both workers now hold a 10 GiB model: 4 GiB free, medium needs 5.75 GiB.
+  ASSERT_EQ(w.Gpus().at("devices").as_array()[0].at("used_bytes"), 20 * kGiB);
+  HttpResponse medium = w.Post("?model=medium&holdMs=10");
+  EXPECT_EQ(medium.status, 200);
+  EXPECT_THAT(w.Metrics(), HasSubstr("clams_evictions_total 1"));
+  json::value gpus = w.Gpus();
+  EXPECT_EQ(gpus.at("devices").as_array()[0].at("oom_events"), 0);
+  EXPECT_LE(gpus.at("devices").as_array()[0].at("high_water_bytes").to_number<std::uint64_t>(), 24 * kGiB);
+}
+
+TEST_F(ProductionTest, WarmWorkerIsPreferredForItsClass) {
+  Workload w("24GiB", {"--workers", "3"});
+  ASSERT_EQ(w.Post("?model=turbo&holdMs=10").status, 200);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(w.Post("?model=turbo&holdMs=10").status, 200);
+  // Always the same warm worker: the model was loaded once.
+  EXPECT_EQ(w.Gpus().at("devices").as_array()[0].at("used_bytes"), 6 * kGiB);
+  std::size_t busy_workers = 0;
+  json::value rt = w.Runtime();
+  for (const auto& wk : rt.at("workers").as_array()) busy_workers += wk.at("requests").to_number<std::uint64_t>() > 0;
+  EXPECT_EQ(busy_workers, 1u);
+}
+
+TEST_F(ProductionTest, LargeRequestIsNotStarvedByAStreamOfSmallOnes) {
+  Workload w("24GiB", {"--workers", "4", "--backfill-window", "1"});
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> small;
+  for (int i = 0; i < 4; ++i) {
+    small.emplace_back([&] {
+      while (!stop) (void)w.Post("?model=small&holdMs=200");
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto start = Clock::now();
+  HttpResponse large = w.Post("?model=large&holdMs=50");
+  const auto waited = Clock::now() - start;
+  stop = true;
+  for (auto& t : small) t.join();
+  EXPECT_EQ(large.status, 200);
+  // Bound: the backfill window plus the longest request started in it.
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  EXPECT_EQ(w.Gpus().at("devices").as_array()[0].at("oom_events"), 0);
+}
+
+TEST_F(ProductionTest, MixedTwoDevicePlacement) {
+  Workload w("0:24GiB,1:8GiB", {"--workers", "4"});
+  std::vector<std::future<HttpResponse>> answers;
+  for (int i = 0; i < 3; ++i) answers.push_back(std::async(std::launch::async, [&] { return w.Post("?model=large&holdMs=100"); }));
+  for (int i = 0; i < 4; ++i) answers.push_back(std::async(std::launch::async, [&] { return w.Post("?model=small&holdMs=100"); }));
+  for (auto& a : answers) EXPECT_EQ(a.get().status, 200);
+  json::value gpus = w.Gpus();
+  for (const auto& d : gpus.at("devices").as_array()) {
+    EXPECT_EQ(d.at("oom_events"), 0);
+    EXPECT_LE(d.at("high_water_bytes").to_number<std::uint64_t>(), d.at("total_bytes").to_number<std::uint64_t>());
+  }
+  // Large models (11.5 GiB) only ever ran on the 24 GiB device.
+  EXPECT_LT(gpus.at("devices").as_array()[1].at("high_water_bytes").to_number<std::uint64_t>(), 8 * kGiB);
+}
+
+}  // namespace
+}  // namespace clams::e2e
