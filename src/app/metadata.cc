@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "app/python_text.h"
 #include "clams/app/params.h"
 #include "clams/base/log.h"
 #include "clams/mmif/vocabulary.h"
@@ -453,6 +454,181 @@ std::string ResolveAppVersion(const std::vector<std::string>& search_dirs, std::
   }
   if (!env_version.empty()) return std::string(env_version);
   return std::string(kUnresolvable);
+}
+
+namespace {
+
+StatusOr<std::string> StringField(const json::object& o, std::string_view key, bool required) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || v->is_null()) {
+    if (required) return InvalidArgumentError("app metadata: \"" + std::string(key) + "\" is required");
+    return std::string();
+  }
+  if (!v->is_string()) return InvalidArgumentError("app metadata: \"" + std::string(key) + "\" must be a string");
+  return std::string(v->get_string());
+}
+
+StatusOr<TypeSpec> ReadTypeSpec(const json::value& v, bool input) {
+  if (!v.is_object()) return InvalidArgumentError("app metadata: an input or output must be an object");
+  const json::object& o = v.get_object();
+  TypeSpec t;
+  CLAMS_ASSIGN_OR_RETURN(t.at_type, StringField(o, "@type", true));
+  CLAMS_ASSIGN_OR_RETURN(t.description, StringField(o, "description", false));
+  if (const json::value* p = o.if_contains("properties"); p != nullptr && p->is_object()) t.properties = p->get_object();
+  if (input) {
+    if (const json::value* r = o.if_contains("required"); r != nullptr && r->is_bool()) t.required = r->get_bool();
+  }
+  return t;
+}
+
+// A declared default or choice as the Python SDK uses it at run time: it
+// stringifies the value and casts it to the parameter's type.
+StatusOr<json::value> RuntimeValue(const RuntimeParameter& p, const json::value& v) {
+  if (v.is_string() || p.type == ParamType::kString) {
+    return CastParamValue(p, app_internal::PythonStr(v));
+  }
+  if (p.type == ParamType::kNumber && v.is_number()) return json::value(v.to_number<double>());
+  if (p.type == ParamType::kInteger && (v.is_int64() || v.is_uint64())) return v;
+  if (p.type == ParamType::kBoolean && v.is_bool()) return v;
+  return CastParamValue(p, app_internal::PythonStr(v));
+}
+
+}  // namespace
+
+StatusOr<AppMetadata> AppMetadata::FromJson(const json::value& value) {
+  if (!value.is_object()) return InvalidArgumentError("app metadata must be a JSON object");
+  const json::object& o = value.get_object();
+  AppMetadata m;
+  CLAMS_ASSIGN_OR_RETURN(m.name, StringField(o, "name", true));
+  CLAMS_ASSIGN_OR_RETURN(m.description, StringField(o, "description", false));
+  CLAMS_ASSIGN_OR_RETURN(m.app_version, StringField(o, "app_version", false));
+  CLAMS_ASSIGN_OR_RETURN(m.mmif_version, StringField(o, "mmif_version", false));
+  CLAMS_ASSIGN_OR_RETURN(m.app_license, StringField(o, "app_license", false));
+  CLAMS_ASSIGN_OR_RETURN(m.identifier, StringField(o, "identifier", true));
+  CLAMS_ASSIGN_OR_RETURN(m.url, StringField(o, "url", false));
+  if (const json::value* v = o.if_contains("analyzer_version"); v != nullptr && v->is_string()) {
+    m.analyzer_version = std::string(v->get_string());
+  }
+  if (const json::value* v = o.if_contains("analyzer_license"); v != nullptr && v->is_string()) {
+    m.analyzer_license = std::string(v->get_string());
+  }
+  if (const json::value* v = o.if_contains("analyzer_versions"); v != nullptr && v->is_object()) {
+    m.analyzer_versions.emplace();
+    for (const auto& kv : v->get_object()) {
+      if (kv.value().is_string()) (*m.analyzer_versions)[std::string(kv.key())] = std::string(kv.value().get_string());
+    }
+  }
+  if (const json::value* v = o.if_contains("input"); v != nullptr && v->is_array()) {
+    for (const auto& entry : v->get_array()) {
+      std::vector<TypeSpec> group;
+      if (entry.is_array()) {
+        for (const auto& member : entry.get_array()) {
+          CLAMS_ASSIGN_OR_RETURN(TypeSpec t, ReadTypeSpec(member, true));
+          group.push_back(std::move(t));
+        }
+      } else {
+        CLAMS_ASSIGN_OR_RETURN(TypeSpec t, ReadTypeSpec(entry, true));
+        group.push_back(std::move(t));
+      }
+      m.input.push_back(std::move(group));
+    }
+  }
+  if (const json::value* v = o.if_contains("output"); v != nullptr && v->is_array()) {
+    for (const auto& entry : v->get_array()) {
+      CLAMS_ASSIGN_OR_RETURN(TypeSpec t, ReadTypeSpec(entry, false));
+      m.output.push_back(std::move(t));
+    }
+  }
+  if (const json::value* v = o.if_contains("parameters"); v != nullptr && v->is_array()) {
+    for (const auto& entry : v->get_array()) {
+      if (!entry.is_object()) return InvalidArgumentError("app metadata: a parameter must be an object");
+      const json::object& po = entry.get_object();
+      RuntimeParameter p;
+      CLAMS_ASSIGN_OR_RETURN(p.name, StringField(po, "name", true));
+      CLAMS_ASSIGN_OR_RETURN(p.description, StringField(po, "description", false));
+      CLAMS_ASSIGN_OR_RETURN(std::string type, StringField(po, "type", true));
+      auto parsed = ParseParamType(type);
+      if (!parsed.ok()) return parsed.status().WithContext("app metadata: parameter \"" + p.name + "\"");
+      p.type = *parsed;
+      if (const json::value* mv = po.if_contains("multivalued"); mv != nullptr && mv->is_bool()) {
+        p.multivalued = mv->get_bool();
+      }
+      if (p.type == ParamType::kMap) p.multivalued = true;
+      if (const json::value* c = po.if_contains("choices"); c != nullptr && c->is_array()) {
+        for (const auto& choice : c->get_array()) {
+          auto typed = RuntimeValue(p, choice);
+          if (!typed.ok()) return typed.status().WithContext("app metadata: parameter \"" + p.name + "\" choice");
+          p.choices.push_back(std::move(typed).value());
+        }
+      }
+      if (const json::value* d = po.if_contains("default"); d != nullptr && !d->is_null()) {
+        if (p.type == ParamType::kMap) {
+          json::array items;
+          if (d->is_array()) {
+            for (const auto& item : d->get_array()) items.emplace_back(app_internal::PythonStr(item));
+          } else {
+            items.emplace_back(app_internal::PythonStr(*d));
+          }
+          p.default_value = std::move(items);
+        } else if (p.multivalued) {
+          json::array items;
+          if (d->is_array()) {
+            for (const auto& item : d->get_array()) {
+              auto typed = RuntimeValue(p, item);
+              if (!typed.ok()) return typed.status().WithContext("app metadata: parameter \"" + p.name + "\" default");
+              items.push_back(std::move(typed).value());
+            }
+          } else {
+            auto typed = RuntimeValue(p, *d);
+            if (!typed.ok()) return typed.status().WithContext("app metadata: parameter \"" + p.name + "\" default");
+            items.push_back(std::move(typed).value());
+          }
+          p.default_value = std::move(items);
+        } else {
+          auto typed = RuntimeValue(p, *d);
+          if (!typed.ok()) return typed.status().WithContext("app metadata: parameter \"" + p.name + "\" default");
+          p.default_value = std::move(typed).value();
+        }
+      }
+      m.parameters.push_back(std::move(p));
+    }
+  }
+  for (const auto& universal : UniversalParameters()) {
+    if (m.FindParameter(universal.name) == nullptr) m.parameters.push_back(universal);
+  }
+  if (const json::value* v = o.if_contains("dependencies"); v != nullptr && v->is_array()) {
+    m.dependencies.emplace();
+    for (const auto& d : v->get_array()) {
+      if (d.is_string()) m.dependencies->emplace_back(d.get_string());
+    }
+  }
+  if (const json::value* v = o.if_contains("more"); v != nullptr && v->is_object()) {
+    m.more.emplace();
+    for (const auto& kv : v->get_object()) (*m.more)[std::string(kv.key())] = app_internal::PythonStr(kv.value());
+  }
+  if (const json::value* v = o.if_contains("app_tags"); v != nullptr && v->is_array()) {
+    for (const auto& t : v->get_array()) {
+      if (t.is_string()) m.app_tags.emplace_back(t.get_string());
+    }
+  }
+  for (const char* key : {"est_gpu_mem_min", "est_gpu_mem_typ"}) {
+    const json::value* v = o.if_contains(key);
+    if (v == nullptr || v->is_null()) continue;
+    std::int64_t mb = 0;
+    if (v->is_int64()) {
+      mb = v->get_int64();
+    } else if (v->is_uint64()) {
+      mb = static_cast<std::int64_t>(v->get_uint64());
+    } else if (v->is_double()) {
+      mb = static_cast<std::int64_t>(v->get_double());
+    } else if (v->is_string()) {
+      mb = std::atoll(std::string(v->get_string()).c_str());
+    }
+    (std::string_view(key) == "est_gpu_mem_min" ? m.est_gpu_mem_min : m.est_gpu_mem_typ) = std::max<std::int64_t>(0, mb);
+  }
+  if (m.est_gpu_mem_typ > 0 && m.est_gpu_mem_min > m.est_gpu_mem_typ) m.est_gpu_mem_typ = m.est_gpu_mem_min;
+  m.finalized_ = true;
+  return m;
 }
 
 }  // namespace clams

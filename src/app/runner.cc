@@ -260,8 +260,14 @@ StatusOr<EnvelopeScan> ScanEnvelope(std::string_view body) {
 
 AppRunner::AppRunner(App& app, AppMetadata metadata, Options options)
     : app_(app), metadata_(std::move(metadata)), options_(std::move(options)) {
-  metadata_compact_ = metadata_.Serialize(false);
-  metadata_pretty_ = metadata_.Serialize(true);
+  if (options_.metadata_json.empty()) {
+    metadata_compact_ = metadata_.Serialize(false);
+    metadata_pretty_ = metadata_.Serialize(true);
+  } else {
+    metadata_compact_ = options_.metadata_json;
+    auto parsed = mmif::ParseJson(options_.metadata_json);
+    metadata_pretty_ = parsed.ok() ? mmif::WriteJson(*parsed, {.indent = 2}) : options_.metadata_json;
+  }
   if (options_.cpu_description.empty()) options_.cpu_description = HostCpuDescription();
 }
 

@@ -50,7 +50,8 @@ HttpResponse Front::Metadata(const HttpRequest& request) {
   if (!QueryFlag(*query, "includeVRAM") && !QueryFlag(*query, "includeRuntime")) {
     return JsonResponse(200, runner_.MetadataJson(pretty));
   }
-  json::object md = runner_.metadata().ToJson();
+  auto parsed = mmif::ParseJson(runner_.MetadataJson(false));
+  json::object md = parsed.ok() && parsed->is_object() ? parsed->get_object() : runner_.metadata().ToJson();
   md["runtime"] = scheduler_.Runtime();
   mmif::JsonStyle style;
   style.indent = pretty ? 2 : 0;

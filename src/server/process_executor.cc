@@ -63,6 +63,13 @@ int FreeLoopbackPort() {
   return port;
 }
 
+// Workers lead their own process group: signal the whole group, so that
+// processes an external app started go too.
+void KillTree(pid_t pid, int sig) {
+  if (pid <= 0) return;
+  if (::kill(-pid, sig) != 0) ::kill(pid, sig);
+}
+
 std::string Replace(std::string s, std::string_view from, std::string_view to) {
   for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
     s.replace(pos, from.size(), to);
@@ -98,6 +105,7 @@ struct ProcessExecutor::Slot {
   std::function<void(ExecResult)> done;
   bool timed_out = false;
   bool connection_lost = false;
+  bool killed_after_loss = false;  // we killed it because it lingered after the connection broke
   std::string connection_error;
   // Supervision.
   bool stopping = false;
@@ -112,7 +120,7 @@ ProcessExecutor::ProcessExecutor(EventLoop& loop, Metrics& metrics, ProcessExecu
 ProcessExecutor::~ProcessExecutor() {
   for (auto& s : slots_) {
     if (s->info.pid > 0) {
-      ::kill(s->info.pid, SIGKILL);
+      KillTree(s->info.pid, SIGKILL);
       int status = 0;
       ::waitpid(s->info.pid, &status, 0);
     }
@@ -155,6 +163,26 @@ Status ProcessExecutor::Start(WorkersChanged on_change) {
   }
   for (auto& s : slots_) Spawn(*s);
   return Status::Ok();
+}
+
+void ProcessExecutor::AddWorkers(const std::vector<int>& devices) {
+  for (int device : devices) {
+    auto slot = std::make_unique<Slot>();
+    slot->info.id = static_cast<int>(slots_.size()) + 1;
+    slot->info.device = device;
+    slot->info.include_children = !options_.external_command.empty();
+    slots_.push_back(std::move(slot));
+    Spawn(*slots_.back());
+  }
+}
+
+Endpoint ProcessExecutor::WorkerEndpoint(int worker_id) const {
+  for (const auto& s : slots_) {
+    if (s->info.id != worker_id) continue;
+    if (options_.external_command.empty()) return Endpoint{s->socket_path, "", 0};
+    return Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(s->port)};
+  }
+  return Endpoint{};
 }
 
 std::vector<WorkerInfo> ProcessExecutor::Workers() const {
@@ -279,7 +307,7 @@ void ProcessExecutor::Spawn(Slot& slot) {
     if (s == nullptr || s->generation != gen || s->info.state != vram::WorkerState::kStarting) return;
     CLAMS_LOG(kError, "worker {} (pid {}) was not ready after {} s: killing it", id, s->info.pid,
               options_.ready_timeout.count() / 1000);
-    ::kill(s->info.pid, SIGKILL);
+    KillTree(s->info.pid, SIGKILL);
   });
   Notify();
 }
@@ -394,7 +422,7 @@ void ProcessExecutor::OnExit(Slot& slot, int status) {
       r.fate = ExecResult::Fate::kTimedOut;
       r.fate_text = "the request ran longer than --request-timeout; worker " + std::to_string(slot.info.id) +
                     " (pid " + std::to_string(pid) + ") was killed";
-    } else if (slot.connection_lost && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+    } else if (slot.killed_after_loss) {
       r.fate = ExecResult::Fate::kLost;
       r.fate_text = "lost the connection to worker " + std::to_string(slot.info.id) + " (pid " + std::to_string(pid) +
                     "): " + slot.connection_error;
@@ -408,6 +436,7 @@ void ProcessExecutor::OnExit(Slot& slot, int status) {
     slot.done = nullptr;
     slot.timed_out = false;
     slot.connection_lost = false;
+    slot.killed_after_loss = false;
     CLAMS_LOG(kError, "{}", r.fate_text);
     metrics_.Add("clams_worker_restarts_total", {{"reason", r.fate == ExecResult::Fate::kTimedOut ? "timeout" : "crash"}});
     ++restarts_;
@@ -460,6 +489,7 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
   slot->done = std::move(done);
   slot->timed_out = false;
   slot->connection_lost = false;
+  slot->killed_after_loss = false;
   const int id = slot->info.id;
   const std::uint64_t gen = slot->generation;
   if (request->timeout.count() > 0) {
@@ -468,7 +498,7 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
       if (s == nullptr || s->generation != gen || !s->done || s->info.pid <= 0) return;
       CLAMS_LOG(kWarning, "worker {} (pid {}) exceeded --request-timeout: killing it", id, s->info.pid);
       s->timed_out = true;
-      ::kill(s->info.pid, SIGKILL);
+      KillTree(s->info.pid, SIGKILL);
     });
   }
   HttpRequest req;
@@ -493,7 +523,10 @@ void ProcessExecutor::OnResponse(int slot_id, std::uint64_t generation, StatusOr
       const int pid = slot->info.pid;
       slot->lost_timer = loop_.After(kLostConnectionGrace, [this, slot_id, generation, pid] {
         Slot* s = Find(slot_id);
-        if (s != nullptr && s->generation == generation && s->info.pid == pid) ::kill(pid, SIGKILL);
+        if (s != nullptr && s->generation == generation && s->info.pid == pid) {
+          s->killed_after_loss = true;
+          KillTree(pid, SIGKILL);
+        }
       });
     }
     return;
@@ -547,14 +580,14 @@ void ProcessExecutor::Stop(Slot& slot, std::string_view reason, bool count_resta
     ++restarts_;
   }
   const int pid = slot.info.pid;
-  ::kill(pid, SIGTERM);
+  KillTree(pid, SIGTERM);
   const int id = slot.info.id;
   const std::uint64_t gen = slot.generation;
   slot.stop_timer = loop_.After(options_.stop_timeout, [this, id, gen, pid] {
     Slot* s = Find(id);
     if (s != nullptr && s->generation == gen && s->info.pid == pid) {
       CLAMS_LOG(kWarning, "worker {} (pid {}) did not stop after SIGTERM: killing it", id, pid);
-      ::kill(pid, SIGKILL);
+      KillTree(pid, SIGKILL);
     }
   });
 }

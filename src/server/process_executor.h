@@ -77,6 +77,10 @@ class ProcessExecutor : public Executor {
 
   /// Total replacements so far (all reasons).
   std::uint64_t restarts() const { return restarts_; }
+  /// Adds workers on the given devices (after Start); they start at once.
+  void AddWorkers(const std::vector<int>& devices);
+  /// Where worker `worker_id` listens (empty endpoint if unknown).
+  Endpoint WorkerEndpoint(int worker_id) const;
 
  private:
   struct Slot;

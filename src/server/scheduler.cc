@@ -46,6 +46,7 @@ struct Scheduler::Job {
   AnnotateCall call;
   RawParams raw;  // query merged over envelope parameters
   Params params;
+  bool params_known = true;  // false: an external app gets parameters the front could not refine
   vram::RequestClass cls;
   vram::Estimate estimate;
   bool pretty = false;
@@ -172,24 +173,42 @@ void Scheduler::Submit(AnnotateCall call) {
   Job& j = *job;
 
   auto prepared = runner_.PrepareParams(j.call.request.body, j.call.query);
-  if (!prepared.ok()) {
-    HttpResponse r;
-    r.status = 400;
-    r.content_type = "text/plain; charset=utf-8";
-    r.body = std::string(kInvalidInputPrefix) + prepared.status().message();
-    Answer(j, std::move(r));
-    return;
-  }
-  j.raw = std::move(prepared->raw);
-  if (!prepared->refine_status.ok()) {
-    AnnotateOutcome o = runner_.ParameterErrorAnswer(j.call.request.body, j.raw, prepared->refine_status);
-    Answer(j, HttpResponse{o.http_status, o.content_type, {}, std::move(o.body)});
-    return;
-  }
-  j.params = std::move(prepared->params);
-  j.pretty = j.params.GetBool("pretty");
   const AppMetadata& md = runner_.metadata();
-  j.cls = vram::RequestClass::Make(md.identifier, md.app_version, CanonicalClassParameters(j.params));
+  if (!prepared.ok() || !prepared->refine_status.ok()) {
+    if (!options_.external) {
+      if (!prepared.ok()) {
+        HttpResponse r;
+        r.status = 400;
+        r.content_type = "text/plain; charset=utf-8";
+        r.body = std::string(kInvalidInputPrefix) + prepared.status().message();
+        Answer(j, std::move(r));
+      } else {
+        AnnotateOutcome o = runner_.ParameterErrorAnswer(j.call.request.body, prepared->raw, prepared->refine_status);
+        Answer(j, HttpResponse{o.http_status, o.content_type, {}, std::move(o.body)});
+      }
+      return;
+    }
+    // An external app answers for its own input: forward it. The class is
+    // the raw parameters; the universal ones still steer the front.
+    j.params_known = false;
+    if (prepared.ok()) j.raw = prepared->raw;
+    RawParams universal;
+    for (const auto& e : j.raw.entries()) {
+      if (IsUniversalParameter(e.first)) universal.Set(e.first, e.second);
+    }
+    auto refined = RefineParams(md, universal);
+    j.params = refined.ok() ? std::move(refined).value() : RefineParams(md, RawParams{}).value();
+    json::object raw_class;
+    for (const auto& e : j.raw.entries()) {
+      if (!IsUniversalParameter(e.first)) raw_class[e.first] = json::array(e.second.begin(), e.second.end());
+    }
+    j.cls = vram::RequestClass::Make(md.identifier, md.app_version, "raw:" + mmif::WriteJson(raw_class));
+  } else {
+    j.raw = std::move(prepared->raw);
+    j.params = std::move(prepared->params);
+    j.cls = vram::RequestClass::Make(md.identifier, md.app_version, CanonicalClassParameters(j.params));
+  }
+  j.pretty = j.params.GetBool("pretty");
 
   if (draining_) {
     jobs_.emplace(j.id, std::move(job));
@@ -392,7 +411,7 @@ void Scheduler::PumpOnce() {
     }
     running_by_worker_[d.worker_id] = job.id;
     auto exec = std::make_shared<ExecRequest>();
-    exec->target = job.call.request.target;
+    exec->target = ForwardTarget(job.call.request);
     exec->body = job.call.request.body;
     exec->query = job.call.query;
     exec->timeout = options_.request_timeout;
@@ -416,35 +435,93 @@ void Scheduler::ScheduleRecheck() {
   });
 }
 
-std::string Scheduler::InjectHardware(const Job& job, const ExecResult& result,
-                                      const vram::Sampler::Window* window) {
+std::string Scheduler::ForwardTarget(const HttpRequest& request) const {
+  if (options_.front_only_parameters.empty() || request.query.empty()) return request.target;
+  std::string query;
+  std::string_view rest = request.query;
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    std::string_view piece = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    auto decoded = RawParams::FromQuery(piece);
+    const bool drop = decoded.ok() && decoded->size() == 1 &&
+                      std::find(options_.front_only_parameters.begin(), options_.front_only_parameters.end(),
+                                decoded->entries()[0].first) != options_.front_only_parameters.end();
+    if (drop) continue;
+    if (!query.empty()) query += '&';
+    query += piece;
+  }
+  return request.path + (query.empty() ? "" : "?" + query);
+}
+
+std::string Scheduler::AddProfiling(const Job& job, const ExecResult& result, const vram::Sampler::Window* window,
+                                    bool hardware, bool running_time) {
   auto tree = mmif::ParseJson(result.body);
   if (!tree.ok() || !tree->is_object()) return result.body;
   json::array cuda;
-  if (const gpu::DeviceInfo* d = DeviceInfoFor(job.device)) {
+  if (const gpu::DeviceInfo* d = hardware ? DeviceInfoFor(job.device) : nullptr) {
     // Per-process accounting reports the worker's peak usage during the
     // request; device-level accounting its growth (the device's delta).
     std::uint64_t peak = 0;
     if (window != nullptr) peak = sampler_->per_process() ? window->peak_bytes : window->growth();
     cuda.emplace_back(gpu::FormatCudaHardwareEntry(d->name, d->total_bytes, job.free_at_dispatch, peak));
   }
+  // The views this request added: the worker names them (native apps), or
+  // they are the app's views that were not in the input (external apps).
+  std::vector<std::string> new_views = result.new_view_ids;
+  if (options_.external) {
+    std::vector<std::string> input_views;
+    if (auto in = mmif::ParseJson(job.call.request.body); in.ok() && in->is_object()) {
+      const json::value* doc = &*in;
+      if (const json::value* inner = in->get_object().if_contains("mmif");
+          inner != nullptr && in->get_object().contains("parameters")) {
+        doc = inner;
+      }
+      if (const json::value* vs = doc->is_object() ? doc->get_object().if_contains("views") : nullptr;
+          vs != nullptr && vs->is_array()) {
+        for (const auto& v : vs->get_array()) {
+          if (const json::value* id = v.is_object() ? v.get_object().if_contains("id") : nullptr; id && id->is_string()) {
+            input_views.emplace_back(id->get_string());
+          }
+        }
+      }
+    }
+    if (const json::value* vs = tree->get_object().if_contains("views"); vs != nullptr && vs->is_array()) {
+      for (const auto& v : vs->get_array()) {
+        const json::value* id = v.is_object() ? v.get_object().if_contains("id") : nullptr;
+        const json::value* md = v.is_object() ? v.get_object().if_contains("metadata") : nullptr;
+        const json::value* app = md != nullptr && md->is_object() ? md->get_object().if_contains("app") : nullptr;
+        if (id == nullptr || !id->is_string() || app == nullptr || !app->is_string()) continue;
+        if (app->get_string() != runner_.metadata().identifier) continue;
+        if (std::find(input_views.begin(), input_views.end(), std::string_view(id->get_string())) != input_views.end()) {
+          continue;
+        }
+        new_views.emplace_back(id->get_string());
+      }
+    }
+  }
+  const std::string elapsed =
+      FormatRunningTime(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - job.dispatched));
   json::value* views = tree->get_object().if_contains("views");
   if (views == nullptr || !views->is_array()) return result.body;
   for (auto& v : views->get_array()) {
     if (!v.is_object()) continue;
     const json::value* id = v.get_object().if_contains("id");
     if (id == nullptr || !id->is_string()) continue;
-    if (std::find(result.new_view_ids.begin(), result.new_view_ids.end(), std::string_view(id->get_string())) ==
-        result.new_view_ids.end()) {
+    if (std::find(new_views.begin(), new_views.end(), std::string_view(id->get_string())) == new_views.end()) {
       continue;
     }
     json::value* md = v.get_object().if_contains("metadata");
     if (md == nullptr || !md->is_object()) continue;
     json::value& profiling = md->get_object()["appProfiling"];
     if (!profiling.is_object()) profiling = json::object();
-    json::value& hardware = profiling.get_object()["hardware"];
-    if (!hardware.is_object()) hardware = json::object();
-    hardware.get_object()["cuda"] = cuda;
+    if (running_time) profiling.get_object()["runningTime"] = elapsed;
+    if (hardware) {
+      json::value& hw = profiling.get_object()["hardware"];
+      if (!hw.is_object()) hw = json::object();
+      if (!hw.get_object().contains("cpu")) hw.get_object()["cpu"] = HostCpuDescription();
+      hw.get_object()["cuda"] = cuda;
+    }
   }
   mmif::JsonStyle style;
   style.indent = job.pretty ? 2 : 0;
@@ -517,8 +594,18 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
           }
         }
         if (worker_memory_.count(job.worker_id) != 0) worker_memory_[job.worker_id].last_class = job.cls.key;
-        response.body = result.hw_fetch && gpus ? InjectHardware(job, result, window ? &*window : nullptr)
-                                                : std::move(result.body);
+        // hwFetch: the measured record goes into the new views (a native
+        // worker wrote "cuda": [] for the front to fill). runningTime: added
+        // here only for an external app that does not know the parameter.
+        auto front_only = [&](std::string_view name) {
+          return std::find(options_.front_only_parameters.begin(), options_.front_only_parameters.end(), name) !=
+                 options_.front_only_parameters.end();
+        };
+        const bool add_hardware = job.params.GetBool("hwFetch") && (gpus || front_only("hwFetch"));
+        const bool add_time = front_only("runningTime") && job.params.GetBool("runningTime");
+        response.body = add_hardware || add_time
+                            ? AddProfiling(job, result, window ? &*window : nullptr, add_hardware, add_time)
+                            : std::move(result.body);
       } else {
         response.body = std::move(result.body);
       }

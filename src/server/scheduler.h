@@ -42,6 +42,13 @@ struct SchedulerOptions {
   double drift_fraction = 0.1;
   /// How often a waiting head is re-checked against fresh samples.
   std::chrono::milliseconds recheck_interval{50};
+  /// External apps (`clams serve`): requests whose parameters or envelope
+  /// the front cannot read are still forwarded, so the app gives its own
+  /// answer; new views are found by comparing with the input.
+  bool external = false;
+  /// Universal parameters the external app does not declare: not forwarded;
+  /// the front records them itself (runningTime, hwFetch).
+  std::vector<std::string> front_only_parameters;
 };
 
 /// Everything the answer to one annotate request needs.
@@ -94,7 +101,9 @@ class Scheduler {
   void MaybeFinishDrain();
   int RetryAfter(std::size_t ahead) const;
   std::vector<vram::InFlight> InFlightLedger() const;
-  std::string InjectHardware(const Job& job, const ExecResult& result, const vram::Sampler::Window* window);
+  std::string AddProfiling(const Job& job, const ExecResult& result, const vram::Sampler::Window* window,
+                           bool hardware, bool running_time);
+  std::string ForwardTarget(const HttpRequest& request) const;
 
   EventLoop& loop_;
   AppRunner& runner_;

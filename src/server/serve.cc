@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/ranges.h>
+
 #include "clams/app/runner.h"
 #include "clams/base/log.h"
 #include "clams/gpu/probe.h"
@@ -174,53 +176,147 @@ std::chrono::milliseconds Ms(double seconds) {
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
 }
 
+// The GPU side of a front: probe, devices, sampler. No GPUs is not an error.
+struct GpuStack {
+  std::unique_ptr<gpu::Probe> probe;
+  std::vector<gpu::DeviceInfo> devices;
+  std::unique_ptr<vram::Sampler> sampler;
+};
+
+StatusOr<GpuStack> StartGpus(bool per_process_wanted) {
+  GpuStack g;
+  CLAMS_ASSIGN_OR_RETURN(g.probe, gpu::CreateProbe(gpu::ProbeOptions::FromEnvironment()));
+  if (auto d = g.probe->Devices(); d.ok()) {
+    g.devices = *d;
+  } else {
+    CLAMS_LOG(kWarning, "cannot list GPUs ({}): serving without GPU accounting", d.status().ToString());
+  }
+  for (const auto& d : g.devices) {
+    CLAMS_LOG(kInfo, "GPU {}: {} ({}), {} total, {} free [{}]", d.index, d.name, d.uuid, gpu::FormatBytes(d.total_bytes),
+              gpu::FormatBytes(d.free_bytes), g.probe->backend());
+  }
+  if (!g.devices.empty()) {
+    vram::Sampler::Options so;
+    so.per_process = per_process_wanted && g.probe->per_process_accounting();
+    if (!so.per_process) {
+      CLAMS_LOG(kInfo, "GPU memory is accounted per device ({})",
+                per_process_wanted ? "per-process numbers are not available"
+                                   : "development mode runs the app in-process");
+    }
+    g.sampler = vram::Sampler::Start(g.probe.get(), so);
+  }
+  return g;
+}
+
+std::unique_ptr<vram::ProfileStore> OpenProfiles(const ServerOptions& o, const std::string& app_id, bool gpus) {
+  if (!gpus) return nullptr;
+  const std::string root =
+      o.profile_dir.empty()
+          ? vram::DefaultProfileRoot(Env("CLAMS_PROFILE_DIR"), Env("XDG_CACHE_HOME"), Env("HOME")).string()
+          : o.profile_dir;
+  auto store = vram::ProfileStore::Open({root, app_id});
+  if (!store.ok()) {
+    CLAMS_LOG(kWarning, "memory profiles are not kept: {}", store.status().ToString());
+    return nullptr;
+  }
+  CLAMS_LOG(kInfo, "memory profiles: {} ({} known request classes)", (*store)->directory().string(), (*store)->size());
+  return std::move(store).value();
+}
+
+StatusOr<server::SchedulerOptions> SchedulerOptionsFromFlags(const ServerOptions& o) {
+  server::SchedulerOptions so;
+  so.queue_timeout = Ms(o.queue_timeout_seconds);
+  so.max_queue = o.max_queue;
+  so.request_timeout = Ms(o.request_timeout_seconds);
+  CLAMS_ASSIGN_OR_RETURN(so.admission, AdmissionFromFlags(o));
+  so.estimates.margin = o.vram_margin;
+  so.estimates.conservative_fraction = o.vram_conservative_fraction;
+  return so;
+}
+
+StatusOr<server::HttpServerOptions> HttpOptionsFromFlags(const ServerOptions& o) {
+  server::HttpServerOptions ho;
+  ho.host = o.host;
+  ho.port = static_cast<std::uint16_t>(o.port);
+  auto max_body = gpu::ParseBytes(o.max_body_size);
+  if (!max_body.ok()) return InvalidArgumentError("--max-body-size: " + max_body.status().message());
+  ho.max_body_bytes = *max_body;
+  ho.header_timeout = std::chrono::seconds(static_cast<long long>(o.header_timeout_seconds));
+  ho.body_timeout = std::chrono::seconds(static_cast<long long>(o.body_timeout_seconds));
+  ho.idle_timeout = std::chrono::seconds(static_cast<long long>(o.idle_timeout_seconds));
+  return ho;
+}
+
+std::filesystem::path SocketDir() {
+  return std::filesystem::temp_directory_path() / ("clams-" + std::to_string(::getpid()));
+}
+
+// The part of a front that exists once the app's metadata is known: the
+// scheduler, the router and the listening socket.
+struct FrontParts {
+  std::unique_ptr<server::Scheduler> scheduler;
+  std::unique_ptr<server::Front> front;
+  std::unique_ptr<server::HttpServer> http;
+};
+
+Status StartFront(server::EventLoop& loop, AppRunner& runner, server::Executor& executor, GpuStack& gpus,
+                  vram::ProfileStore* profiles, server::Metrics& metrics, const ServerOptions& o,
+                  server::SchedulerOptions so, const std::string& port_file, FrontParts& parts) {
+  CLAMS_ASSIGN_OR_RETURN(server::HttpServerOptions ho, HttpOptionsFromFlags(o));
+  parts.scheduler =
+      std::make_unique<server::Scheduler>(loop, runner, executor, gpus.sampler.get(), profiles, metrics, std::move(so));
+  parts.front = std::make_unique<server::Front>(runner, *parts.scheduler, metrics);
+  server::Front* front = parts.front.get();
+  CLAMS_ASSIGN_OR_RETURN(parts.http, server::HttpServer::Start(loop, ho,
+                                                               [front](server::HttpRequest r,
+                                                                       server::HttpServer::Respond respond,
+                                                                       std::shared_ptr<server::CancelSignal> c) {
+                                                                 front->Handle(std::move(r), std::move(respond), c);
+                                                               }));
+  const std::uint16_t port = parts.http->port();
+  const AppMetadata& md = runner.metadata();
+  CLAMS_LOG(kInfo, "serving {} ({}) on http://{}:{} with the {} executor", md.name, md.identifier, o.host, port,
+            executor.kind());
+  if (!port_file.empty()) {
+    std::ofstream pf(port_file);
+    pf << port << "\n";
+  }
+  return Status::Ok();
+}
+
+// Signals and the loop: SIGTERM/SIGINT drain then stop (a second one stops
+// at once), SIGHUP replaces the workers.
+void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontParts& parts, const ServerOptions& o) {
+  bool stopping = false;
+  auto shutdown = [&](const char* why) {
+    if (stopping || !parts.scheduler) {
+      CLAMS_LOG(kWarning, "{}: stopping now", why);
+      loop.Stop();
+      return;
+    }
+    stopping = true;
+    CLAMS_LOG(kInfo, "{}: draining", why);
+    parts.scheduler->Drain(Ms(o.graceful_timeout_seconds), [&] { executor.Shutdown([&] { loop.Stop(); }); });
+  };
+  loop.OnSignal(SIGTERM, [&] { shutdown("SIGTERM"); });
+  loop.OnSignal(SIGINT, [&] { shutdown("SIGINT"); });
+  loop.OnSignal(SIGHUP, [&] { executor.ReplaceAll(); });
+  loop.Run();
+  if (parts.http) parts.http->StopAccepting();
+}
+
 int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& workers_source,
               const std::string& port_file) {
   ::signal(SIGPIPE, SIG_IGN);
   server::EventLoop loop;
   const AppMetadata& md = runner.metadata();
-
-  auto probe_or = gpu::CreateProbe(gpu::ProbeOptions::FromEnvironment());
-  if (!probe_or.ok()) {
-    CLAMS_LOG(kCritical, "GPU probe: {}", probe_or.status().ToString());
+  auto gpus_or = StartGpus(o.production);
+  if (!gpus_or.ok()) {
+    CLAMS_LOG(kCritical, "GPU probe: {}", gpus_or.status().ToString());
     return 1;
   }
-  std::unique_ptr<gpu::Probe> probe = std::move(probe_or).value();
-  std::vector<gpu::DeviceInfo> devices;
-  if (auto d = probe->Devices(); d.ok()) {
-    devices = *d;
-  } else {
-    CLAMS_LOG(kWarning, "cannot list GPUs ({}): serving without GPU accounting", d.status().ToString());
-  }
-  for (const auto& d : devices) {
-    CLAMS_LOG(kInfo, "GPU {}: {} ({}), {} total, {} free [{}]", d.index, d.name, d.uuid, gpu::FormatBytes(d.total_bytes),
-              gpu::FormatBytes(d.free_bytes), probe->backend());
-  }
-
-  std::unique_ptr<vram::Sampler> sampler;
-  std::unique_ptr<vram::ProfileStore> profiles;
-  if (!devices.empty()) {
-    vram::Sampler::Options so;
-    so.per_process = o.production && probe->per_process_accounting();
-    if (!so.per_process) {
-      CLAMS_LOG(kInfo, "GPU memory is accounted per device ({})",
-                o.production ? "per-process numbers are not available" : "development mode runs the app in-process");
-    }
-    sampler = vram::Sampler::Start(probe.get(), so);
-    const std::string root = o.profile_dir.empty()
-                                 ? vram::DefaultProfileRoot(Env("CLAMS_PROFILE_DIR"), Env("XDG_CACHE_HOME"), Env("HOME"))
-                                       .string()
-                                 : o.profile_dir;
-    auto store = vram::ProfileStore::Open({root, md.identifier});
-    if (store.ok()) {
-      profiles = std::move(store).value();
-      CLAMS_LOG(kInfo, "memory profiles: {} ({} known request classes)", profiles->directory().string(),
-                profiles->size());
-    } else {
-      CLAMS_LOG(kWarning, "memory profiles are not kept: {}", store.status().ToString());
-    }
-  }
-
+  GpuStack gpus = std::move(gpus_or).value();
+  std::unique_ptr<vram::ProfileStore> profiles = OpenProfiles(o, md.identifier, !gpus.devices.empty());
   server::Metrics metrics;
   server::DeclareServerMetrics(metrics);
 
@@ -228,7 +324,7 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
   std::unique_ptr<server::Executor> executor;
   std::filesystem::path socket_dir;
   if (o.production) {
-    server::WorkerPlan plan = server::PlanWorkers(devices, cores, md.est_gpu_mem_typ, o.workers, workers_source);
+    server::WorkerPlan plan = server::PlanWorkers(gpus.devices, cores, md.est_gpu_mem_typ, o.workers, workers_source);
     CLAMS_LOG(kInfo, "{}", plan.reasoning);
     CLAMS_LOG(kInfo, "Worker recycling: {}",
               o.max_requests == 0 ? std::string("disabled (workers persist)")
@@ -238,81 +334,32 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     po.worker_args = {"--log-level", o.log_level};
     if (o.no_access_log) po.worker_args.push_back("--no-access-log");
     po.worker_devices = plan.devices;
-    po.devices = devices;
+    po.devices = gpus.devices;
     po.max_requests = o.max_requests;
     po.max_requests_jitter = o.max_requests_jitter;
-    socket_dir = std::filesystem::temp_directory_path() / ("clams-" + std::to_string(::getpid()));
+    socket_dir = SocketDir();
     po.socket_dir = socket_dir;
     executor = std::make_unique<server::ProcessExecutor>(loop, metrics, std::move(po));
   } else {
     const int threads = o.workers > 0 ? o.workers : std::min(server::kDefaultDevelopmentThreads, 2 * cores + 1);
-    executor = std::make_unique<server::InProcessExecutor>(loop, runner, threads, devices.empty() ? -1 : 0);
+    executor = std::make_unique<server::InProcessExecutor>(loop, runner, threads, gpus.devices.empty() ? -1 : 0);
   }
-
-  server::SchedulerOptions so;
-  so.queue_timeout = Ms(o.queue_timeout_seconds);
-  so.max_queue = o.max_queue;
-  so.request_timeout = Ms(o.request_timeout_seconds);
-  auto admission = AdmissionFromFlags(o);
-  if (!admission.ok()) {
-    CLAMS_LOG(kCritical, "{}", admission.status().message());
+  auto so = SchedulerOptionsFromFlags(o);
+  if (!so.ok()) {
+    CLAMS_LOG(kCritical, "{}", so.status().message());
     return 2;
   }
-  so.admission = *admission;
-  so.estimates.margin = o.vram_margin;
-  so.estimates.conservative_fraction = o.vram_conservative_fraction;
-  server::Scheduler scheduler(loop, runner, *executor, sampler.get(), profiles.get(), metrics, so);
-  server::Front front(runner, scheduler, metrics);
-
-  server::HttpServerOptions ho;
-  ho.host = o.host;
-  ho.port = static_cast<std::uint16_t>(o.port);
-  auto max_body = gpu::ParseBytes(o.max_body_size);
-  if (!max_body.ok()) {
-    CLAMS_LOG(kCritical, "--max-body-size: {}", max_body.status().message());
-    return 2;
-  }
-  ho.max_body_bytes = *max_body;
-  ho.header_timeout = std::chrono::seconds(static_cast<long long>(o.header_timeout_seconds));
-  ho.body_timeout = std::chrono::seconds(static_cast<long long>(o.body_timeout_seconds));
-  ho.idle_timeout = std::chrono::seconds(static_cast<long long>(o.idle_timeout_seconds));
-  auto http = server::HttpServer::Start(
-      loop, ho, [&front](server::HttpRequest r, server::HttpServer::Respond respond,
-                         std::shared_ptr<server::CancelSignal> c) { front.Handle(std::move(r), std::move(respond), c); });
-  if (!http.ok()) {
-    CLAMS_LOG(kCritical, "{}", http.status().ToString());
+  FrontParts parts;
+  if (Status s = StartFront(loop, runner, *executor, gpus, profiles.get(), metrics, o, *so, port_file, parts); !s.ok()) {
+    CLAMS_LOG(kCritical, "{}", s.ToString());
     return 1;
   }
-  if (Status s = executor->Start([&scheduler] { scheduler.Pump(); }); !s.ok()) {
+  server::Scheduler* scheduler = parts.scheduler.get();
+  if (Status s = executor->Start([scheduler] { scheduler->Pump(); }); !s.ok()) {
     CLAMS_LOG(kCritical, "cannot start workers: {}", s.ToString());
     return 1;
   }
-  const std::uint16_t port = (*http)->port();
-  CLAMS_LOG(kInfo, "serving {} ({}) on http://{}:{} in {} mode", md.name, md.identifier, o.host, port,
-            o.production ? "production" : "development");
-  if (!port_file.empty()) {
-    std::ofstream pf(port_file);
-    pf << port << "\n";
-  }
-
-  bool stopping = false;
-  auto shutdown = [&](const char* why) {
-    if (stopping) {
-      CLAMS_LOG(kWarning, "{} again: stopping now", why);
-      loop.Stop();
-      return;
-    }
-    stopping = true;
-    CLAMS_LOG(kInfo, "{}: draining", why);
-    scheduler.Drain(Ms(o.graceful_timeout_seconds), [&] {
-      executor->Shutdown([&] { loop.Stop(); });
-    });
-  };
-  loop.OnSignal(SIGTERM, [&] { shutdown("SIGTERM"); });
-  loop.OnSignal(SIGINT, [&] { shutdown("SIGINT"); });
-  loop.OnSignal(SIGHUP, [&] { executor->ReplaceAll(); });
-  loop.Run();
-  (*http)->StopAccepting();
+  RunUntilStopped(loop, *executor, parts, o);
   if (!socket_dir.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(socket_dir, ec);
@@ -320,6 +367,20 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
   CLAMS_LOG(kInfo, "stopped");
   return 0;
 }
+
+// An app that lives in other processes (`clams serve -- CMD`): the front
+// needs its metadata and nothing else.
+class ExternalApp : public App {
+ public:
+  explicit ExternalApp(AppMetadata metadata) : metadata_(std::move(metadata)) {}
+  AppMetadata Metadata() const override { return metadata_; }
+  Status Annotate(mmif::Mmif&, const Params&) override {
+    return InternalError("an external app runs in its own processes, never in the front");
+  }
+
+ private:
+  AppMetadata metadata_;
+};
 
 }  // namespace
 
@@ -371,6 +432,159 @@ int Serve(App& app, int argc, char** argv) {
     return server::RunNativeWorker(runner, options.worker_socket, options.worker_ready_fd);
   }
   return RunServer(runner, options, workers_source, port_file);
+}
+
+int ServeExternal(int argc, char** argv) {
+  CLI::App cli{"clams serve: runs an unmodified CLAMS app (any HTTP service with the CLAMS API, e.g. a Python "
+               "app) as N worker processes behind the clams-cpp front: GPU admission control, queueing, "
+               "supervision, metrics.\n\nusage: clams serve [server flags] -- CMD [ARGS...]\n"
+               "{port} in CMD is replaced by a free loopback port per worker ({socket} by a Unix socket path)."};
+  ServerOptions o;
+  o.production = true;
+  server::RegisterServerFlags(cli, o);
+  std::string port_file;
+  cli.add_option("--port-file", port_file, "Write the bound port to this file (for tests and scripts).");
+  double startup_timeout = 300;
+  cli.add_option("--startup-timeout", startup_timeout,
+                 "Seconds the first copy of the app has to answer GET / (model loading included).")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  std::vector<std::string> command;
+  cli.add_option("command", command, "The app's command line, after --")->required();
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e);
+  }
+  std::string workers_source;
+  if (Status s = server::ApplyEnvironment(o, cli.count("--workers") > 0, &workers_source); !s.ok()) {
+    std::cerr << s.message() << "\n";
+    return 2;
+  }
+  if (Status s = SetLogLevel(o.log_level); !s.ok()) {
+    std::cerr << "--log-level: " << s.message() << "\n";
+    return 2;
+  }
+  log::SetAccessLogEnabled(!o.no_access_log);
+  if (std::none_of(command.begin(), command.end(), [](const std::string& a) {
+        return a.find("{port}") != std::string::npos || a.find("{socket}") != std::string::npos;
+      })) {
+    std::cerr << "clams serve: the command must contain {port} (or {socket}) so each worker gets its own address\n";
+    return 2;
+  }
+  auto so = SchedulerOptionsFromFlags(o);
+  if (!so.ok()) {
+    std::cerr << so.status().message() << "\n";
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  server::EventLoop loop;
+  auto gpus_or = StartGpus(/*per_process_wanted=*/true);
+  if (!gpus_or.ok()) {
+    CLAMS_LOG(kCritical, "GPU probe: {}", gpus_or.status().ToString());
+    return 1;
+  }
+  GpuStack gpus = std::move(gpus_or).value();
+  server::Metrics metrics;
+  server::DeclareServerMetrics(metrics);
+
+  // One copy starts first: its metadata (est_gpu_mem_typ) sizes the pool.
+  server::ProcessExecutorOptions po;
+  po.external_command = command;
+  po.worker_devices = {gpus.devices.empty() ? -1 : gpus.devices.front().index};
+  po.devices = gpus.devices;
+  po.max_requests = o.max_requests;
+  po.max_requests_jitter = o.max_requests_jitter;
+  po.socket_dir = SocketDir();
+  po.ready_timeout = Ms(startup_timeout);
+  server::ProcessExecutor executor(loop, metrics, std::move(po));
+
+  std::unique_ptr<ExternalApp> app;
+  std::unique_ptr<AppRunner> runner;
+  std::unique_ptr<vram::ProfileStore> profiles;
+  FrontParts parts;
+  int exit_code = 0;
+  bool asked = false;
+  std::unique_ptr<server::HttpConnection> metadata_conn;
+  auto fail = [&](const std::string& why) {
+    CLAMS_LOG(kCritical, "{}", why);
+    exit_code = 1;
+    executor.Shutdown([&] { loop.Stop(); });
+  };
+  auto on_metadata = [&](StatusOr<server::HttpResponse> r) {
+    if (!r.ok() || r->status != 200) {
+      return fail("the app's GET / did not answer its metadata: " +
+                  (r.ok() ? "HTTP " + std::to_string(r->status) : r.status().ToString()));
+    }
+    auto tree = mmif::ParseJson(r->body);
+    StatusOr<AppMetadata> md = tree.ok() ? AppMetadata::FromJson(*tree) : StatusOr<AppMetadata>(tree.status());
+    if (!md.ok()) return fail("the app's metadata cannot be read: " + md.status().message());
+    std::vector<std::string> front_only;
+    for (const char* name : {"runningTime", "hwFetch"}) {
+      bool declared = false;
+      for (const auto& p : tree->at("parameters").as_array()) {
+        if (p.is_object() && p.get_object().contains("name") && p.at("name") == name) declared = true;
+      }
+      if (!declared) front_only.emplace_back(name);
+    }
+    app = std::make_unique<ExternalApp>(std::move(md).value());
+    AppRunner::Options ro;
+    ro.metadata_json = r->body;
+    auto created = AppRunner::Create(*app, ro);
+    if (!created.ok()) return fail("the app's metadata is not usable: " + created.status().message());
+    runner = std::move(created).value();
+    const AppMetadata& meta = runner->metadata();
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    server::WorkerPlan plan = server::PlanWorkers(gpus.devices, cores, meta.est_gpu_mem_typ, o.workers, workers_source);
+    CLAMS_LOG(kInfo, "app: {} ({}); {}", meta.name, meta.identifier, plan.reasoning);
+    if (!front_only.empty()) {
+      CLAMS_LOG(kInfo, "the app does not declare {}: the front records it", fmt::join(front_only, " and "));
+    }
+    profiles = OpenProfiles(o, meta.identifier, !gpus.devices.empty());
+    server::SchedulerOptions sched = *so;
+    sched.external = true;
+    sched.front_only_parameters = front_only;
+    if (Status s = StartFront(loop, *runner, executor, gpus, profiles.get(), metrics, o, sched, port_file, parts);
+        !s.ok()) {
+      return fail(s.ToString());
+    }
+    // The first copy is worker 1 on plan.devices[0]; start the rest.
+    executor.AddWorkers(std::vector<int>(plan.devices.begin() + 1, plan.devices.end()));
+    parts.scheduler->Pump();
+  };
+  auto on_change = [&] {
+    if (parts.scheduler) {
+      parts.scheduler->Pump();
+      return;
+    }
+    if (asked) return;
+    for (const auto& w : executor.Workers()) {
+      if (w.state != vram::WorkerState::kIdle) continue;
+      asked = true;
+      metadata_conn = server::HttpConnection::Create(loop, executor.WorkerEndpoint(w.id));
+      server::HttpRequest get;
+      get.method = "GET";
+      get.target = "/";
+      metadata_conn->Send(std::move(get), std::chrono::seconds(60), on_metadata);
+      return;
+    }
+  };
+  if (Status s = executor.Start(on_change); !s.ok()) {
+    CLAMS_LOG(kCritical, "cannot start the app: {}", s.ToString());
+    return 1;
+  }
+  loop.After(Ms(startup_timeout), [&] {
+    if (!parts.scheduler && exit_code == 0) {
+      fail("the app did not answer GET / within --startup-timeout (" + fmt::format("{:.0f}", startup_timeout) +
+           " s); check its command line and log above");
+    }
+  });
+  CLAMS_LOG(kInfo, "starting the app: {}", fmt::join(command, " "));
+  RunUntilStopped(loop, executor, parts, o);
+  std::error_code ec;
+  std::filesystem::remove_all(SocketDir(), ec);
+  CLAMS_LOG(kInfo, "stopped");
+  return exit_code;
 }
 
 }  // namespace clams

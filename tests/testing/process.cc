@@ -180,13 +180,18 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
 }
 
 ServerProcess::ServerProcess(const std::filesystem::path& binary, const std::vector<std::string>& args,
-                             const std::map<std::string, std::string>& env, std::chrono::seconds startup_timeout) {
+                             const std::map<std::string, std::string>& env, std::chrono::seconds startup_timeout,
+                             const std::vector<std::string>& leading_args) {
   std::random_device rd;
   dir_ = std::filesystem::temp_directory_path() /
          ("clams-server-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
   std::filesystem::create_directories(dir_);
-  std::vector<std::string> argv = {binary.string(), "--port", "0", "--port-file", (dir_ / "port").string(),
-                                   "--host", "127.0.0.1"};
+  std::vector<std::string> argv = {binary.string()};
+  argv.insert(argv.end(), leading_args.begin(), leading_args.end());
+  for (const std::string& a : {std::string("--port"), std::string("0"), std::string("--port-file"),
+                               (dir_ / "port").string(), std::string("--host"), std::string("127.0.0.1")}) {
+    argv.push_back(a);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   process_ = std::make_unique<Process>(argv, env, dir_ / "server.log");
   const bool up = WaitFor(

@@ -58,9 +58,12 @@ std::filesystem::path BuiltBinary(const std::string& relative);
 /// log in a temp file. Fails the test if it does not come up.
 class ServerProcess {
  public:
+  /// `leading_args` come right after the binary (a subcommand such as
+  /// "serve"), before the port flags and `args`.
   ServerProcess(const std::filesystem::path& binary, const std::vector<std::string>& args,
                 const std::map<std::string, std::string>& env = {},
-                std::chrono::seconds startup_timeout = std::chrono::seconds(30));
+                std::chrono::seconds startup_timeout = std::chrono::seconds(30),
+                const std::vector<std::string>& leading_args = {});
   ~ServerProcess();
 
   int port() const { return port_; }

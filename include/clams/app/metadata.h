@@ -131,6 +131,15 @@ struct AppMetadata {
   /// The declared parameter named `name`, or nullptr.
   const RuntimeParameter* FindParameter(std::string_view name) const;
 
+  /// Reads metadata as another CLAMS app serves it (`GET /` of a Python
+  /// app), already finalized: the identifier is taken as it is and the
+  /// universal parameters are expected among the parameters (added if
+  /// missing). Defaults and choices are converted to each parameter's type
+  /// the way the Python SDK uses them at run time (a string parameter's
+  /// default `true` is the string "True"). Unknown fields are ignored.
+  /// kInvalidArgument naming the field for what cannot be read.
+  static StatusOr<AppMetadata> FromJson(const json::value& json);
+
  private:
   bool finalized_ = false;
 };

@@ -108,6 +108,9 @@ class AppRunner {
     /// Used when the app's metadata leaves app_version empty (the server
     /// passes ResolveAppVersion()'s answer); empty: "unresolvable".
     std::string default_app_version;
+    /// GET / answers this text instead of the serialized metadata (an
+    /// external app's own answer, passed through).
+    std::string metadata_json;
   };
 
   /// Finalizes `app`'s metadata (kInvalidArgument/kAlreadyExists naming

@@ -26,6 +26,12 @@ namespace clams {
 /// success or a clean shutdown, 1 on failure, 2 for bad command lines.
 int Serve(App& app, int argc, char** argv);
 
+/// `clams serve [server flags] -- CMD...`: runs an unmodified CLAMS app
+/// (for instance a Python app: `-- python3 app.py --port {port}`) as N
+/// worker processes behind the production front. `argv[0]` is "serve".
+/// Returns the process exit code.
+int ServeExternal(int argc, char** argv);
+
 }  // namespace clams
 
 #endif  // CLAMS_SERVER_SERVE_H_
