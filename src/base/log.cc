@@ -114,6 +114,8 @@ void Access(std::string_view line) {
   if (g_access_enabled.load(std::memory_order_relaxed)) Emit(Level::kInfo, "access", line);
 }
 
+bool AccessLogEnabled() { return g_access_enabled.load(std::memory_order_relaxed); }
+
 void SetAccessLogEnabled(bool enabled) { g_access_enabled.store(enabled, std::memory_order_relaxed); }
 
 std::string Quote(std::string_view text) {

@@ -75,35 +75,53 @@ struct IdParts {
 IdParts IdAt(const TreeSlots& tree, const Loc& loc);
 
 /// Id -> Loc for documents, views and annotations (long ids). A flat,
-/// open-addressing table of (hash, Loc); ids are compared against the tree,
-/// so the table holds no strings and never dangles when the tree changes
-/// shape. Only the first element with a given id is kept.
+/// open-addressing table of (lower half of the 64-bit hash, Loc); ids are
+/// compared against the tree, so the table holds no strings and never
+/// dangles when the tree changes shape. The kept half picks the slot (FNV's
+/// low bits keep ids that differ in their last characters, such as
+/// consecutive generated ids, close together, which big documents need for
+/// cache locality) and filters comparisons, and growing needs no access to
+/// the ids. Only the first element with a given id is kept.
 class IdIndex {
  public:
   void Clear();
-  /// Makes room for `n` ids (only while the index is empty; later growth
-  /// hashes the ids again from the tree).
+  /// Makes room for `n` ids without growing again.
   void Reserve(std::size_t n);
   /// Adds the element at `loc` whose id is `parts`. If an element with an
   /// equal id is present, returns its Loc and changes nothing.
   std::optional<Loc> Insert(const IdParts& parts, const Loc& loc, const TreeSlots& tree);
-  std::optional<Loc> Find(const IdParts& parts, const TreeSlots& tree) const;
+  /// Adds the element at `loc` whose id hashes to `hash` (IdParts::Hash()).
+  /// Precondition: no element with that id is indexed (Find gave nullopt).
+  void InsertNew(std::uint64_t hash, const Loc& loc);
+  std::optional<Loc> Find(const IdParts& parts, const TreeSlots& tree) const {
+    return Find(parts, parts.Hash(), tree);
+  }
+  /// Find() with the hash of `parts` already computed.
+  std::optional<Loc> Find(const IdParts& parts, std::uint64_t hash, const TreeSlots& tree) const;
   std::optional<Loc> Find(std::string_view long_id, const TreeSlots& tree) const {
     return Find(IdParts{{}, long_id}, tree);
   }
   std::size_t size() const { return size_; }
 
  private:
-  // 12 bytes: the upper half of the hash (the lower half picks the slot)
-  // and the Loc; `loc.view == kUnused` marks an empty slot.
+  // 12 bytes: the lower half of the hash (its low bits pick the slot, all
+  // of it filters comparisons) and the Loc; `loc.view == kUnused` marks an
+  // empty slot.
   static constexpr std::int32_t kUnused = INT32_MIN;
   struct Slot {
-    std::uint32_t hash_high = 0;
+    std::uint32_t hash_low = 0;
     Loc loc{kUnused, 0};
     bool used() const { return loc.view != kUnused; }
   };
-  // Grows the table to hold `n` ids; `tree` gives the ids of the present ones.
-  void Rehash(std::size_t n, const TreeSlots* tree);
+  static std::uint32_t LowHalf(std::uint64_t hash) { return static_cast<std::uint32_t>(hash); }
+  // Grows the table to hold `n` ids.
+  void Rehash(std::size_t n);
+  // Makes room for one more id.
+  void Grow() {
+    if ((size_ + 1) * kLoadFactorInverse > slots_.size()) Rehash(size_ + 1);
+  }
+  // The index keeps its load factor at or below 1/2 (linear probing).
+  static constexpr std::size_t kLoadFactorInverse = 2;
   std::vector<Slot> slots_;
   std::size_t size_ = 0;
 };

@@ -2,6 +2,7 @@
 // writing (our own writer, Python-compatible number and string forms).
 #include "clams/mmif/json.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/error.hpp>
@@ -29,6 +30,9 @@ namespace {
 
 // Bytes read per step when parsing from a file.
 constexpr std::size_t kParseChunkBytes = std::size_t{1} << 16;
+// Scratch space of the tree builder kept inside the parser (on the caller's
+// stack): 256 values under construction, enough for small requests.
+constexpr std::size_t kParseStackBytes = 4096;
 
 // The handler of boost::json::basic_parser: builds the tree on a value_stack
 // exactly like boost::json::parser does, except that doubles are re-read with
@@ -41,7 +45,9 @@ class TreeBuilder {
   static constexpr std::size_t max_key_size = json::string::max_size();
   static constexpr std::size_t max_string_size = json::string::max_size();
 
-  explicit TreeBuilder(json::storage_ptr sp) { st.reset(std::move(sp)); }
+  explicit TreeBuilder(json::storage_ptr sp) : st({}, scratch, sizeof(scratch)) {
+    st.reset(std::move(sp));
+  }
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -114,6 +120,9 @@ class TreeBuilder {
   bool on_comment_part(json::string_view, json::error_code&) { return true; }
   bool on_comment(json::string_view, json::error_code&) { return true; }
 
+  // The value stack's first scratch space (values under construction); it
+  // moves to the heap only for deep or wide documents.
+  alignas(json::value) unsigned char scratch[kParseStackBytes];
   json::value_stack st;
   std::string number_prefix;  // number text split across write_some calls
 
@@ -248,141 +257,338 @@ constexpr int kMaxFixedDecimalPoint = 16;
 // A chunk overshoots its size by at most one member; reserve a little more.
 constexpr std::size_t kChunkSlackBytes = 4096;
 
-void AppendUnicodeEscape(std::string& out, std::uint32_t unit) {
-  char buf[6] = {'\\',
-                 'u',
-                 kHexDigits[(unit >> 12) & 0xF],
-                 kHexDigits[(unit >> 8) & 0xF],
-                 kHexDigits[(unit >> 4) & 0xF],
-                 kHexDigits[unit & 0xF]};
-  out.append(buf, sizeof(buf));
+// Room a Writer makes at least when it opens or grows its buffer.
+constexpr std::size_t kMinBufferRoom = 256;
+// Bytes the longest escape of one input byte or code point writes
+// (`\uXXXX\uXXXX` for a code point above the BMP, from 4 input bytes).
+constexpr std::size_t kMaxEscapeBytes = 12;
+// Bytes the word-at-a-time scan reads at once, and half of that.
+constexpr std::size_t kWordBytes = 8;
+constexpr std::size_t kHalfWordBytes = 4;
+constexpr std::uint64_t kEachByte = 0x0101010101010101ULL;
+constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
+
+// Nonzero if a byte of `w` is below `n` (n <= 0x80; exact as a whole).
+constexpr std::uint64_t AnyByteBelow(std::uint64_t w, std::uint64_t n) {
+  return (w - kEachByte * n) & ~w & kHighBits;
+}
+// Nonzero if a byte of `w` equals `c` (exact as a whole).
+constexpr std::uint64_t AnyByteEquals(std::uint64_t w, std::uint64_t c) {
+  return AnyByteBelow(w ^ (kEachByte * c), 1);
+}
+// True if one of the 8 bytes in `w` needs more than a copy inside a JSON
+// string: a control character, '"' or '\\' (and, with `ascii`, DEL and
+// bytes >= 0x80).
+inline bool WordNeedsEscape(std::uint64_t w, bool ascii) {
+  std::uint64_t hit = AnyByteBelow(w, 0x20) | AnyByteEquals(w, '"') | AnyByteEquals(w, '\\');
+  if (ascii) hit |= (w & kHighBits) | AnyByteEquals(w, kAsciiDel);
+  return hit != 0;
 }
 
-void AppendEscapedAscii(std::string& out, std::string_view text) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const std::size_t n = text.size();
-  std::size_t i = 0;
-  while (i < n) {
-    std::size_t run = i;
-    while (run < n && p[run] < kAsciiDel && kEscape[p[run]] == 0) ++run;
-    if (run > i) out.append(text.data() + i, run - i);
-    i = run;
-    if (i >= n) break;
-    const unsigned char c = p[i];
-    if (c < 0x80 && c != kAsciiDel) {
-      const char e = kEscape[c];
-      if (e == 'u') {
-        AppendUnicodeEscape(out, c);
-      } else {
-        out.push_back('\\');
-        out.push_back(e);
-      }
-      ++i;
-      continue;
-    }
-    if (c == kAsciiDel) {
-      AppendUnicodeEscape(out, c);
-      ++i;
-      continue;
-    }
-    const std::size_t len = Utf8SequenceLength(p + i, n - i);
-    std::uint32_t cp = kReplacementChar;
-    if (len == 2) {
-      cp = ((c & 0x1Fu) << 6) | (p[i + 1] & 0x3Fu);
-    } else if (len == 3) {
-      cp = ((c & 0x0Fu) << 12) | ((p[i + 1] & 0x3Fu) << 6) | (p[i + 2] & 0x3Fu);
-    } else if (len == 4) {
-      cp = ((c & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12) | ((p[i + 2] & 0x3Fu) << 6) |
-           (p[i + 3] & 0x3Fu);
-    }
-    i += len == 0 ? 1 : len;
-    if (cp >= 0x10000) {
-      cp -= 0x10000;
-      AppendUnicodeEscape(out, 0xD800 + (cp >> 10));
-      AppendUnicodeEscape(out, 0xDC00 + (cp & 0x3FF));
-    } else {
-      AppendUnicodeEscape(out, cp);
-    }
+// The text being written: the tail of a std::string, sized ahead of the
+// writing (so characters go straight to memory; the size at least doubles
+// each time, inside a capacity reserved before without reallocating) and
+// cut to what was written by Close().
+class OutBuffer {
+ public:
+  OutBuffer(std::string& s, std::size_t first_room) : s_(s), base_(s.size()) {
+    s_.resize(base_ + first_room);
+    p_ = s_.data() + base_;
+    end_ = s_.data() + s_.size();
   }
+  OutBuffer(const OutBuffer&) = delete;
+  OutBuffer& operator=(const OutBuffer&) = delete;
+  ~OutBuffer() { Close(); }
+
+  /// Makes room for `n` more bytes; returns the write position.
+  char* Room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n) Grow(n);
+    return p_;
+  }
+  /// Marks the bytes up to `p` (from Room()) as written.
+  void Advance(char* p) { p_ = p; }
+  void Put(char c) {
+    *Room(1) = c;
+    ++p_;
+  }
+  void Put(std::string_view text) {
+    std::memcpy(Room(text.size()), text.data(), text.size());
+    p_ += text.size();
+  }
+  /// The bytes written since the start (or the last Reset()).
+  std::string_view Written() const {
+    return std::string_view(s_.data() + base_, static_cast<std::size_t>(p_ - s_.data()) - base_);
+  }
+  /// Forgets what was written (after a chunk went to the sink).
+  void Reset() { p_ = s_.data() + base_; }
+  void Close() {
+    if (p_ != nullptr) s_.resize(static_cast<std::size_t>(p_ - s_.data()));
+    p_ = end_ = nullptr;
+  }
+
+ private:
+  void Grow(std::size_t n) {
+    const std::size_t used = static_cast<std::size_t>(p_ - s_.data());
+    std::size_t size = std::max({s_.size() * 2, used + n, used + kMinBufferRoom});
+    // Inside the reserved capacity as long as the text fits there: growing
+    // past it would reallocate (and fault in) twice the reservation.
+    if (used + n <= s_.capacity()) size = std::min(size, s_.capacity());
+    s_.resize(size);
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+
+  std::string& s_;
+  std::size_t base_;
+  char* p_ = nullptr;
+  char* end_ = nullptr;
+};
+
+char* PutUnicodeEscape(char* p, std::uint32_t unit) {
+  p[0] = '\\';
+  p[1] = 'u';
+  p[2] = kHexDigits[(unit >> 12) & 0xF];
+  p[3] = kHexDigits[(unit >> 8) & 0xF];
+  p[4] = kHexDigits[(unit >> 4) & 0xF];
+  p[5] = kHexDigits[unit & 0xF];
+  return p + 6;
 }
 
-void AppendEscapedUtf8(std::string& out, std::string_view text) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const std::size_t n = text.size();
-  std::size_t i = 0;
-  while (i < n) {
-    std::size_t run = i;
-    while (run < n && kEscape[p[run]] == 0) ++run;
-    if (run > i) out.append(text.data() + i, run - i);
-    i = run;
-    if (i >= n) break;
-    const char e = kEscape[p[i]];
+// Writes the escape of the character starting at `text[i]`, which needs
+// one (see WordNeedsEscape); returns the bytes of `text` it used.
+std::size_t PutEscape(OutBuffer& out, const unsigned char* text, std::size_t i, std::size_t n,
+                      bool ascii) {
+  char* p = out.Room(kMaxEscapeBytes);
+  const unsigned char c = text[i];
+  if (c < 0x80 && c != kAsciiDel) {
+    const char e = kEscape[c];
     if (e == 'u') {
-      AppendUnicodeEscape(out, p[i]);
+      out.Advance(PutUnicodeEscape(p, c));
+    } else if (e != 0) {
+      p[0] = '\\';
+      p[1] = e;
+      out.Advance(p + 2);
     } else {
-      out.push_back('\\');
-      out.push_back(e);
+      p[0] = static_cast<char>(c);
+      out.Advance(p + 1);
     }
-    ++i;
+    return 1;
   }
+  if (!ascii) {  // DEL or a byte of a multi-byte sequence: copied
+    p[0] = static_cast<char>(c);
+    out.Advance(p + 1);
+    return 1;
+  }
+  if (c == kAsciiDel) {
+    out.Advance(PutUnicodeEscape(p, c));
+    return 1;
+  }
+  const std::size_t len = Utf8SequenceLength(text + i, n - i);
+  std::uint32_t cp = kReplacementChar;
+  if (len == 2) {
+    cp = ((c & 0x1Fu) << 6) | (text[i + 1] & 0x3Fu);
+  } else if (len == 3) {
+    cp = ((c & 0x0Fu) << 12) | ((text[i + 1] & 0x3Fu) << 6) | (text[i + 2] & 0x3Fu);
+  } else if (len == 4) {
+    cp = ((c & 0x07u) << 18) | ((text[i + 1] & 0x3Fu) << 12) | ((text[i + 2] & 0x3Fu) << 6) |
+         (text[i + 3] & 0x3Fu);
+  }
+  if (cp >= 0x10000) {
+    cp -= 0x10000;
+    p = PutUnicodeEscape(p, 0xD800 + (cp >> 10));
+    p = PutUnicodeEscape(p, 0xDC00 + (cp & 0x3FF));
+  } else {
+    p = PutUnicodeEscape(p, cp);
+  }
+  out.Advance(p);
+  return len == 0 ? 1 : len;
+}
+
+// True if byte `c` is copied as is (see WordNeedsEscape).
+inline bool PlainByte(unsigned char c, bool ascii) {
+  return kEscape[c] == 0 && (!ascii || c < kAsciiDel);
+}
+
+// PutString from byte `i` of `text` on, all bytes before it written
+// (plain) up to `p`, inside room made for the whole text and the quotes.
+void PutStringFrom(OutBuffer& out, const unsigned char* s, std::size_t n, std::size_t i, char* p,
+                   bool ascii) {
+  while (i < n) {
+    // Plain bytes: words of 8, then single bytes, straight into the room
+    // made before (plain bytes take one byte each).
+    while (n - i >= kWordBytes) {
+      std::uint64_t w;
+      std::memcpy(&w, s + i, kWordBytes);
+      if (WordNeedsEscape(w, ascii)) break;
+      std::memcpy(p, &w, kWordBytes);
+      p += kWordBytes;
+      i += kWordBytes;
+    }
+    // Then single bytes up to the one that needs an escape (inside the word
+    // the scan stopped at) or to the end.
+    while (i < n && PlainByte(s[i], ascii)) *p++ = static_cast<char>(s[i++]);
+    if (i >= n) break;
+    out.Advance(p);
+    i += PutEscape(out, s, i, n, ascii);
+    // The rest of the text (and the closing quote) needs room again.
+    p = out.Room(n - i + 1);
+  }
+  *p++ = '"';
+  out.Advance(p);
+}
+
+// Writes `text` as a JSON string literal, quotes included.
+void PutString(OutBuffer& out, std::string_view text, bool ascii) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  // Room for the text and the quotes; escapes make more as they go.
+  char* p = out.Room(n + 2);
+  *p++ = '"';
+  // The common case, a text without escapes, in whole words: the last
+  // (partial) word is read as the 8 bytes ending the text, overlapping the
+  // one before, and written over the same place.
+  if (n >= kWordBytes) {
+    std::size_t i = 0;
+    std::uint64_t w;
+    for (; n - i > kWordBytes; i += kWordBytes) {
+      std::memcpy(&w, s + i, kWordBytes);
+      if (WordNeedsEscape(w, ascii)) return PutStringFrom(out, s, n, i, p + i, ascii);
+      std::memcpy(p + i, &w, kWordBytes);
+    }
+    std::memcpy(&w, s + n - kWordBytes, kWordBytes);
+    if (WordNeedsEscape(w, ascii)) return PutStringFrom(out, s, n, i, p + i, ascii);
+    std::memcpy(p + n - kWordBytes, &w, kWordBytes);
+  } else if (n >= kHalfWordBytes) {
+    // 4 to 7 bytes: the first 4 and the last 4 (overlapping).
+    std::uint32_t a;
+    std::uint32_t b;
+    std::memcpy(&a, s, kHalfWordBytes);
+    std::memcpy(&b, s + n - kHalfWordBytes, kHalfWordBytes);
+    const std::uint64_t both = (std::uint64_t{a} << 32) | b;
+    if (WordNeedsEscape(both, ascii)) return PutStringFrom(out, s, n, 0, p, ascii);
+    std::memcpy(p, &a, kHalfWordBytes);
+    std::memcpy(p + n - kHalfWordBytes, &b, kHalfWordBytes);
+  } else {
+    return PutStringFrom(out, s, n, 0, p, ascii);
+  }
+  p[n] = '"';
+  out.Advance(p + n + 1);
+}
+
+// Writes the shortest round-trip text of `d` in Python's repr form at `buf`
+// (room for kMaxDoubleChars * 2 bytes); returns the end.
+char* PutDouble(char* buf, double d) {
+  if (!std::isfinite(d)) {
+    std::memcpy(buf, "null", 4);
+    return buf + 4;
+  }
+  // Shortest round-trip digits in scientific form: "-1.2345e-07", "5e+00".
+  char sci[kMaxDoubleChars];
+  auto r = std::to_chars(sci, sci + sizeof(sci), d, std::chars_format::scientific);
+  const char* p = sci;
+  const char* end = r.ptr;
+  std::size_t len = 0;
+  if (*p == '-') {
+    buf[len++] = '-';
+    ++p;
+  }
+  char digits[kMaxDoubleChars];
+  std::size_t ndigits = 0;
+  while (p < end && *p != 'e') {
+    if (*p != '.') digits[ndigits++] = *p;
+    ++p;
+  }
+  int exponent = 0;
+  if (p < end) std::from_chars(p[1] == '+' ? p + 2 : p + 1, end, exponent);
+  const int decimal_point = exponent + 1;  // digits = 0.d1d2.. x 10^decimal_point
+  if (decimal_point > kMinFixedDecimalPoint && decimal_point <= kMaxFixedDecimalPoint) {
+    if (decimal_point <= 0) {
+      buf[len++] = '0';
+      buf[len++] = '.';
+      for (int i = 0; i < -decimal_point; ++i) buf[len++] = '0';
+      std::memcpy(buf + len, digits, ndigits);
+      len += ndigits;
+    } else if (static_cast<std::size_t>(decimal_point) < ndigits) {
+      std::memcpy(buf + len, digits, static_cast<std::size_t>(decimal_point));
+      len += static_cast<std::size_t>(decimal_point);
+      buf[len++] = '.';
+      std::memcpy(buf + len, digits + decimal_point, ndigits - decimal_point);
+      len += ndigits - static_cast<std::size_t>(decimal_point);
+    } else {
+      std::memcpy(buf + len, digits, ndigits);
+      len += ndigits;
+      for (std::size_t i = ndigits; i < static_cast<std::size_t>(decimal_point); ++i) {
+        buf[len++] = '0';
+      }
+      buf[len++] = '.';
+      buf[len++] = '0';
+    }
+  } else {
+    buf[len++] = digits[0];
+    if (ndigits > 1) {
+      buf[len++] = '.';
+      std::memcpy(buf + len, digits + 1, ndigits - 1);
+      len += ndigits - 1;
+    }
+    buf[len++] = 'e';
+    buf[len++] = exponent < 0 ? '-' : '+';
+    const int magnitude = exponent < 0 ? -exponent : exponent;
+    constexpr int kMinExponentDigits = 10;  // Python pads the exponent to two digits
+    if (magnitude < kMinExponentDigits) buf[len++] = '0';
+    auto er = std::to_chars(buf + len, buf + kMaxDoubleChars * 2, magnitude);
+    len = static_cast<std::size_t>(er.ptr - buf);
+  }
+  return buf + len;
 }
 
 class Writer {
  public:
-  // With a `sink`, the text is handed over whenever `out` holds at least
-  // `chunk_bytes` (after an array element or object member).
+  // With a `sink`, the text is handed over whenever the buffer holds at
+  // least `chunk_bytes` (after an array element or object member).
   Writer(std::string& out, const JsonStyle& style,
          const std::function<void(std::string_view)>* sink = nullptr, std::size_t chunk_bytes = 0)
-      : out_(out), style_(style), sink_(sink), chunk_bytes_(chunk_bytes) {
-    if (style_.indent > 0) {
-      item_separator_ = ",";
-      key_separator_ = ": ";
-    } else if (style_.python_separators) {
-      item_separator_ = ", ";
-      key_separator_ = ": ";
-    } else {
-      item_separator_ = ",";
-      key_separator_ = ":";
+      : out_(out, kMinBufferRoom),
+        style_(style),
+        sink_(sink),
+        chunk_bytes_(chunk_bytes),
+        // Separators: "," and ":" plus a space after ":" when indenting, after
+        // both with Python's separators.
+        space_after_item_(style.indent <= 0 && style.python_separators),
+        space_after_key_(style.indent > 0 || style.python_separators) {}
+
+  void Flush() {
+    if (sink_ != nullptr && !out_.Written().empty()) {
+      (*sink_)(out_.Written());
+      out_.Reset();
     }
   }
 
-  void Flush() {
-    if (sink_ != nullptr && !out_.empty()) {
-      (*sink_)(out_);
-      out_.clear();
-    }
-  }
+  void Close() { out_.Close(); }
 
   void Write(const json::value& v, int depth) {
     switch (v.kind()) {
       case json::kind::null:
-        out_.append("null", 4);
+        out_.Put("null");
         return;
       case json::kind::bool_:
-        if (v.get_bool()) {
-          out_.append("true", 4);
-        } else {
-          out_.append("false", 5);
-        }
+        out_.Put(v.get_bool() ? std::string_view("true") : std::string_view("false"));
         return;
       case json::kind::int64: {
-        char buf[kMaxIntegerChars];
-        auto r = std::to_chars(buf, buf + sizeof(buf), v.get_int64());
-        out_.append(buf, static_cast<std::size_t>(r.ptr - buf));
+        char* p = out_.Room(kMaxIntegerChars);
+        out_.Advance(std::to_chars(p, p + kMaxIntegerChars, v.get_int64()).ptr);
         return;
       }
       case json::kind::uint64: {
-        char buf[kMaxIntegerChars];
-        auto r = std::to_chars(buf, buf + sizeof(buf), v.get_uint64());
-        out_.append(buf, static_cast<std::size_t>(r.ptr - buf));
+        char* p = out_.Room(kMaxIntegerChars);
+        out_.Advance(std::to_chars(p, p + kMaxIntegerChars, v.get_uint64()).ptr);
         return;
       }
       case json::kind::double_:
-        AppendJsonDouble(out_, v.get_double());
+        out_.Advance(PutDouble(out_.Room(kMaxDoubleChars * 2), v.get_double()));
         return;
       case json::kind::string: {
         const json::string& s = v.get_string();
-        WriteString(std::string_view(s.data(), s.size()));
+        PutString(out_, std::string_view(s.data(), s.size()), style_.ensure_ascii);
         return;
       }
       case json::kind::array:
@@ -395,69 +601,73 @@ class Writer {
   }
 
  private:
-  void WriteString(std::string_view s) {
-    out_.push_back('"');
-    if (style_.ensure_ascii) {
-      AppendEscapedAscii(out_, s);
-    } else {
-      AppendEscapedUtf8(out_, s);
-    }
-    out_.push_back('"');
+  void MaybeFlush() {
+    if (sink_ != nullptr && out_.Written().size() >= chunk_bytes_) Flush();
   }
 
-  void MaybeFlush() {
-    if (sink_ != nullptr && out_.size() >= chunk_bytes_) Flush();
+  void ItemSeparator() {
+    char* p = out_.Room(2);
+    *p++ = ',';
+    if (space_after_item_) *p++ = ' ';
+    out_.Advance(p);
   }
 
   void NewLine(int depth) {
-    out_.push_back('\n');
-    out_.append(static_cast<std::size_t>(depth) * static_cast<std::size_t>(style_.indent), ' ');
+    const std::size_t spaces =
+        static_cast<std::size_t>(depth) * static_cast<std::size_t>(style_.indent);
+    char* p = out_.Room(spaces + 1);
+    *p = '\n';
+    std::memset(p + 1, ' ', spaces);
+    out_.Advance(p + 1 + spaces);
   }
 
   void WriteArray(const json::array& a, int depth) {
     if (a.empty()) {
-      out_.append("[]", 2);
+      out_.Put("[]");
       return;
     }
-    out_.push_back('[');
+    out_.Put('[');
     bool first = true;
     for (const json::value& item : a) {
-      if (!first) out_.append(item_separator_);
+      if (!first) ItemSeparator();
       first = false;
       if (style_.indent > 0) NewLine(depth + 1);
       Write(item, depth + 1);
       MaybeFlush();
     }
     if (style_.indent > 0) NewLine(depth);
-    out_.push_back(']');
+    out_.Put(']');
   }
 
   void WriteObject(const json::object& o, int depth) {
     if (o.empty()) {
-      out_.append("{}", 2);
+      out_.Put("{}");
       return;
     }
-    out_.push_back('{');
+    out_.Put('{');
     bool first = true;
     for (const json::key_value_pair& kv : o) {
-      if (!first) out_.append(item_separator_);
+      if (!first) ItemSeparator();
       first = false;
       if (style_.indent > 0) NewLine(depth + 1);
-      WriteString(std::string_view(kv.key().data(), kv.key().size()));
-      out_.append(key_separator_);
+      PutString(out_, std::string_view(kv.key().data(), kv.key().size()), style_.ensure_ascii);
+      char* p = out_.Room(2);
+      *p++ = ':';
+      if (space_after_key_) *p++ = ' ';
+      out_.Advance(p);
       Write(kv.value(), depth + 1);
       MaybeFlush();
     }
     if (style_.indent > 0) NewLine(depth);
-    out_.push_back('}');
+    out_.Put('}');
   }
 
-  std::string& out_;
+  OutBuffer out_;
   const JsonStyle& style_;
   const std::function<void(std::string_view)>* sink_;
   std::size_t chunk_bytes_;
-  std::string_view item_separator_;
-  std::string_view key_separator_;
+  bool space_after_item_;
+  bool space_after_key_;
 };
 
 }  // namespace
@@ -541,78 +751,13 @@ std::string WriteJson(const json::value& value, const JsonStyle& style) {
 }
 
 void AppendJsonString(std::string& out, std::string_view text, bool ensure_ascii) {
-  out.push_back('"');
-  if (ensure_ascii) {
-    AppendEscapedAscii(out, text);
-  } else {
-    AppendEscapedUtf8(out, text);
-  }
-  out.push_back('"');
+  OutBuffer buffer(out, text.size() + 2);
+  PutString(buffer, text, ensure_ascii);
 }
 
 void AppendJsonDouble(std::string& out, double d) {
-  if (!std::isfinite(d)) {
-    out.append("null", 4);
-    return;
-  }
-  // Shortest round-trip digits in scientific form: "-1.2345e-07", "5e+00".
-  char sci[kMaxDoubleChars];
-  auto r = std::to_chars(sci, sci + sizeof(sci), d, std::chars_format::scientific);
-  const char* p = sci;
-  const char* end = r.ptr;
   char buf[kMaxDoubleChars * 2];
-  std::size_t len = 0;
-  if (*p == '-') {
-    buf[len++] = '-';
-    ++p;
-  }
-  char digits[kMaxDoubleChars];
-  std::size_t ndigits = 0;
-  while (p < end && *p != 'e') {
-    if (*p != '.') digits[ndigits++] = *p;
-    ++p;
-  }
-  int exponent = 0;
-  if (p < end) std::from_chars(p[1] == '+' ? p + 2 : p + 1, end, exponent);
-  const int decimal_point = exponent + 1;  // digits = 0.d1d2.. x 10^decimal_point
-  if (decimal_point > kMinFixedDecimalPoint && decimal_point <= kMaxFixedDecimalPoint) {
-    if (decimal_point <= 0) {
-      buf[len++] = '0';
-      buf[len++] = '.';
-      for (int i = 0; i < -decimal_point; ++i) buf[len++] = '0';
-      std::memcpy(buf + len, digits, ndigits);
-      len += ndigits;
-    } else if (static_cast<std::size_t>(decimal_point) < ndigits) {
-      std::memcpy(buf + len, digits, static_cast<std::size_t>(decimal_point));
-      len += static_cast<std::size_t>(decimal_point);
-      buf[len++] = '.';
-      std::memcpy(buf + len, digits + decimal_point, ndigits - decimal_point);
-      len += ndigits - static_cast<std::size_t>(decimal_point);
-    } else {
-      std::memcpy(buf + len, digits, ndigits);
-      len += ndigits;
-      for (std::size_t i = ndigits; i < static_cast<std::size_t>(decimal_point); ++i) {
-        buf[len++] = '0';
-      }
-      buf[len++] = '.';
-      buf[len++] = '0';
-    }
-  } else {
-    buf[len++] = digits[0];
-    if (ndigits > 1) {
-      buf[len++] = '.';
-      std::memcpy(buf + len, digits + 1, ndigits - 1);
-      len += ndigits - 1;
-    }
-    buf[len++] = 'e';
-    buf[len++] = exponent < 0 ? '-' : '+';
-    const int magnitude = exponent < 0 ? -exponent : exponent;
-    constexpr int kMinExponentDigits = 10;  // Python pads the exponent to two digits
-    if (magnitude < kMinExponentDigits) buf[len++] = '0';
-    auto er = std::to_chars(buf + len, buf + sizeof(buf), magnitude);
-    len = static_cast<std::size_t>(er.ptr - buf);
-  }
-  out.append(buf, len);
+  out.append(buf, static_cast<std::size_t>(PutDouble(buf, d) - buf));
 }
 
 bool IsValidUtf8(std::string_view text) { return FirstInvalidUtf8(text) == std::string_view::npos; }

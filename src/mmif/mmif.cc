@@ -39,6 +39,17 @@ constexpr std::size_t kPrettyGrowth = 2;
 constexpr int kPrettyIndent = 2;
 // Chunk size for reading files.
 constexpr std::size_t kReadChunkBytes = std::size_t{1} << 16;
+// Room for the decimal digits of a 64-bit id counter.
+constexpr std::size_t kMaxCounterDigits = 24;
+// Room for a timestamp: 7 fields of at most 20 characters and their separators.
+constexpr std::size_t kTimestampBufferBytes = 160;
+// For the output size estimate of new annotations: the bytes of
+// `{"@type":"","properties":{}},`, of `"":"",` around a property, and
+// guesses for a number and for an element of a nested array or object.
+constexpr std::size_t kAnnotationFrameBytes = 30;
+constexpr std::size_t kMemberFrameBytes = 6;
+constexpr std::size_t kScalarBytes = 8;
+constexpr std::size_t kNestedElementBytes = 16;
 
 const json::object& EmptyObject() {
   static const auto* const kEmpty = new json::object();
@@ -128,6 +139,27 @@ std::optional<std::uint64_t> CounterOf(std::string_view local_id, std::string_vi
   return n;
 }
 
+// A quick estimate of the compact JSON size of annotation `annotation`
+// (exact for flat properties of strings without escapes; nested values
+// count a fixed amount per element).
+std::size_t EstimatedJsonBytes(std::string_view type, const json::object& properties) {
+  std::size_t n = kAnnotationFrameBytes + type.size();
+  for (const json::key_value_pair& kv : properties) {
+    n += kv.key().size() + kMemberFrameBytes;
+    const json::value& v = kv.value();
+    if (v.is_string()) {
+      n += v.get_string().size();
+    } else if (v.is_array()) {
+      n += v.get_array().size() * kNestedElementBytes;
+    } else if (v.is_object()) {
+      n += v.get_object().size() * kNestedElementBytes;
+    } else {
+      n += kScalarBytes;
+    }
+  }
+  return n;
+}
+
 StatusOr<std::string> ReadWholeFile(const std::filesystem::path& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
@@ -165,14 +197,150 @@ struct Mmif::Impl {
   std::vector<ValidationIssue> warnings;
   bool short_ids = false;
   std::size_t source_size = 0;
-  // (view index, id prefix) -> highest n of `<view>:<prefix>_<n>` in use.
-  std::map<std::pair<std::uint32_t, std::string>, std::uint64_t> counters;
+  // Estimated compact JSON size of what the handle methods added since the
+  // tree was read (annotations), so Serialize() can size its output once.
+  std::size_t added_bytes = 0;
+
+  // --- annotation creation caches -----------------------------------------
+  //
+  // Per view: the id prefix of each type used with NewAnnotation, the
+  // highest n of `<view id>:<prefix>_<n>` in use per prefix, and whether
+  // `contains` is known to have the type. Reindex() drops them all; the
+  // `contains` knowledge also goes when the metadata is handed out for
+  // writing (contains_epoch).
+
+  // The highest n of `<view id>:<prefix>_<n>` in the view (generated or not).
+  struct PrefixCounter {
+    std::string prefix;
+    std::uint64_t highest = 0;
+  };
+  struct TypeEntry {
+    std::string type;     // the exact IRI given to NewAnnotation
+    std::string id_base;  // "<view id>:<prefix>_"
+    std::size_t counter;  // index into ViewCache::counters
+    // `contains` has `type` as a key if this equals contains_epoch.
+    std::uint64_t contains_epoch = 0;
+  };
+  struct ViewCache {
+    std::string view_id;  // the view id the entries were made for
+    std::vector<TypeEntry> types;
+    std::vector<PrefixCounter> counters;
+    std::size_t last = 0;  // the entry used last (types come in runs)
+  };
+  std::vector<ViewCache> view_caches;
+  // Bumped whenever `contains` may have changed behind our back; starts
+  // above the 0 of a new TypeEntry.
+  std::uint64_t contains_epoch = 1;
+  // Scratch space for generated ids (no allocation once it has grown).
+  std::string id_buffer;
 
   void Reindex() {
     mmif_internal::Walk(tree, ValidateOptions{}, &slots, &index, nullptr);
     StatusOr<std::string> v = ReadMmifVersion(tree);
     short_ids = mmif_internal::UsesShortIds(v.ok() ? *v : std::string());
-    counters.clear();
+    view_caches.clear();
+    ++contains_epoch;
+  }
+
+  // The cache of view `view`, emptied if the view's id changed.
+  ViewCache& CacheOf(std::uint32_t view) {
+    if (view >= view_caches.size()) view_caches.resize(view + 1);
+    ViewCache& c = view_caches[view];
+    const std::string_view id = slots.ViewId(static_cast<std::int32_t>(view));
+    if (c.view_id != id) {
+      c = ViewCache();
+      c.view_id.assign(id.data(), id.size());
+    }
+    return c;
+  }
+
+  // The highest n of `<prefix>_<n>` among the ids of view `view` (short
+  // ids, and long ones of this view).
+  std::uint64_t HighestCounter(std::uint32_t view, std::string_view view_id,
+                               std::string_view prefix) const {
+    std::uint64_t highest = 0;
+    const json::array* anns = slots.Annotations(static_cast<std::int32_t>(view));
+    if (anns == nullptr) return 0;
+    for (const json::value& a : *anns) {
+      const json::object* o = a.if_object();
+      const json::object* props = o == nullptr ? nullptr : ObjectAt(*o, "properties");
+      if (props == nullptr) continue;
+      std::string_view written = StringAt(*props, "id");
+      if (written.find(':') != std::string_view::npos) {
+        if (written.size() <= view_id.size() || written.substr(0, view_id.size()) != view_id ||
+            written[view_id.size()] != ':') {
+          continue;
+        }
+        written.remove_prefix(view_id.size() + 1);
+      }
+      if (std::optional<std::uint64_t> n = CounterOf(written, prefix)) {
+        highest = std::max(highest, *n);
+      }
+    }
+    return highest;
+  }
+
+  // The entry of `type` in view `view`'s cache, made on first use.
+  TypeEntry& TypeEntryOf(ViewCache& cache, std::uint32_t view, std::string_view type) {
+    if (cache.last < cache.types.size() && cache.types[cache.last].type == type) {
+      return cache.types[cache.last];
+    }
+    for (std::size_t i = 0; i < cache.types.size(); ++i) {
+      if (cache.types[i].type == type) {
+        cache.last = i;
+        return cache.types[i];
+      }
+    }
+    std::string prefix = vocab::IdPrefix(type);
+    std::size_t counter = 0;
+    while (counter < cache.counters.size() && cache.counters[counter].prefix != prefix) ++counter;
+    if (counter == cache.counters.size()) {
+      // First id of this prefix since the document was read: continue after
+      // the highest one already in the view.
+      const std::uint64_t highest = HighestCounter(view, cache.view_id, prefix);
+      cache.counters.push_back(PrefixCounter{prefix, highest});
+    }
+    TypeEntry entry;
+    entry.type.assign(type.data(), type.size());
+    entry.id_base.reserve(cache.view_id.size() + prefix.size() + 2);
+    entry.id_base.append(cache.view_id).append(1, ':').append(prefix).append(1, '_');
+    entry.counter = counter;
+    cache.types.push_back(std::move(entry));
+    cache.last = cache.types.size() - 1;
+    return cache.types.back();
+  }
+
+  // Keeps the counters of view `view` ahead of an explicit long id.
+  void NoteExplicitId(std::uint32_t view, std::string_view long_id) {
+    if (view >= view_caches.size()) return;
+    ViewCache& cache = view_caches[view];
+    const std::string_view view_id = cache.view_id;
+    if (long_id.size() <= view_id.size() || long_id.substr(0, view_id.size()) != view_id ||
+        long_id[view_id.size()] != ':') {
+      return;
+    }
+    const std::string_view local = long_id.substr(view_id.size() + 1);
+    for (PrefixCounter& c : cache.counters) {
+      if (std::optional<std::uint64_t> n = CounterOf(local, c.prefix)) {
+        c.highest = std::max(c.highest, *n);
+      }
+    }
+  }
+
+  // Writes the next free generated id of `entry` into id_buffer; returns
+  // its hash (IdParts::Hash of the long id).
+  std::uint64_t NextId(ViewCache& cache, const TypeEntry& entry) {
+    PrefixCounter& counter = cache.counters[entry.counter];
+    for (;;) {
+      ++counter.highest;
+      char digits[kMaxCounterDigits];
+      const auto r = std::to_chars(digits, digits + sizeof(digits), counter.highest);
+      id_buffer.assign(entry.id_base);
+      id_buffer.append(digits, static_cast<std::size_t>(r.ptr - digits));
+      const IdParts parts{{}, id_buffer};
+      const std::uint64_t hash = parts.Hash();
+      if (!index.Find(parts, hash, slots)) return hash;
+    }
   }
 
   json::array* MutableArray(const json::value* v) {
@@ -447,14 +615,20 @@ const json::object& View::metadata() const {
   return slots[index_].metadata->get_object();
 }
 
-json::object& View::mutable_metadata() { return mmif_->impl_->MutableMetadata(index_); }
+json::object& View::mutable_metadata() {
+  // The caller may change `contains`: check it again before relying on it.
+  ++mmif_->impl_->contains_epoch;
+  return mmif_->impl_->MutableMetadata(index_);
+}
 
 std::string_view View::app() const { return StringAt(metadata(), "app"); }
 std::string_view View::timestamp() const { return StringAt(metadata(), "timestamp"); }
 
-void View::SetApp(std::string_view app) { mutable_metadata()["app"] = app; }
+void View::SetApp(std::string_view app) { mmif_->impl_->MutableMetadata(index_)["app"] = app; }
 
-void View::SetTimestamp(std::string_view timestamp) { mutable_metadata()["timestamp"] = timestamp; }
+void View::SetTimestamp(std::string_view timestamp) {
+  mmif_->impl_->MutableMetadata(index_)["timestamp"] = timestamp;
+}
 
 const json::object* View::contains() const { return ObjectAt(metadata(), "contains"); }
 
@@ -474,12 +648,17 @@ const json::object* View::ContainsMetadata(std::string_view type) const {
 }
 
 json::object& View::NewContain(std::string_view type, json::object metadata) {
-  json::object& meta = mutable_metadata();
+  json::object& entry = AddContain(type);
+  for (json::key_value_pair& kv : metadata) entry[kv.key()] = std::move(kv.value());
+  return entry;
+}
+
+json::object& View::AddContain(std::string_view type) {
+  json::object& meta = mmif_->impl_->MutableMetadata(index_);
   json::value& c = meta["contains"];
   if (!c.is_object()) c.emplace_object();
   json::value& entry = c.get_object()[type];
   if (!entry.is_object()) entry.emplace_object();
-  for (json::key_value_pair& kv : metadata) entry.get_object()[kv.key()] = std::move(kv.value());
   return entry.get_object();
 }
 
@@ -545,92 +724,131 @@ std::optional<Annotation> View::GetAnnotation(std::string_view id) const {
   return annotation(loc->index);
 }
 
-StatusOr<Annotation> View::AddAnnotation(std::string_view type, json::object properties) {
-  Mmif::Impl& impl = *mmif_->impl_;
-  const std::string view_id(id());
-  std::string long_id;
-  std::string prefix = vocab::IdPrefix(type);
-  json::object props(impl.tree.storage());
-  if (auto it = properties.find("id"); it != properties.end()) {
-    if (!it->value().is_string() || it->value().get_string().empty()) {
-      return InvalidArgumentError("the \"id\" property must be a non-empty string");
-    }
-    std::string_view given = AsView(it->value().get_string());
-    long_id = given.find(':') == std::string_view::npos ? view_id + ":" + std::string(given)
-                                                        : std::string(given);
-    if (impl.HasId(long_id)) {
-      return AlreadyExistsError("id " + Quoted(long_id) + " is already taken");
-    }
-    it->value() = long_id;
-    props.reserve(properties.size());
-    for (json::key_value_pair& kv : properties) props.emplace(kv.key(), std::move(kv.value()));
-    // Keep the counter of a cached prefix ahead of explicit ids.
-    auto counter = impl.counters.find({index_, prefix});
-    const std::string view_prefix = view_id + ":";
-    if (counter != impl.counters.end() &&
-        long_id.compare(0, view_prefix.size(), view_prefix) == 0) {
-      const std::string_view local = std::string_view(long_id).substr(view_prefix.size());
-      if (std::optional<std::uint64_t> n = CounterOf(local, prefix)) {
-        counter->second = std::max(counter->second, *n);
-      }
-    }
-  } else {
-    auto [counter, inserted] = impl.counters.try_emplace({index_, prefix}, 0);
-    if (inserted) {
-      // First id of this prefix since the document was read: continue after
-      // the highest one already in the view.
-      for (std::size_t i = 0; i < annotation_count(); ++i) {
-        std::string_view written = annotation(i).id();
-        if (written.find(':') != std::string_view::npos) {
-          if (written.substr(0, view_id.size() + 1) != view_id + ":") continue;
-          written.remove_prefix(view_id.size() + 1);
-        }
-        if (std::optional<std::uint64_t> n = CounterOf(written, prefix)) {
-          counter->second = std::max(counter->second, *n);
-        }
-      }
-    }
-    do {
-      long_id = view_id + ":" + prefix + "_" + std::to_string(++counter->second);
-    } while (impl.HasId(long_id));
-    props.reserve(properties.size() + 1);
-    props.emplace("id", long_id);
-    for (json::key_value_pair& kv : properties) props.emplace(kv.key(), std::move(kv.value()));
+namespace {
+
+// Moves `properties` (less any `id`) into `props`, which has the tree's
+// storage: values of the same storage are taken over, others copied.
+void MoveProperties(json::object& props, json::object& properties) {
+  for (json::key_value_pair& kv : properties) {
+    if (kv.key() == "id") continue;
+    props.emplace(kv.key(), std::move(kv.value()));
   }
+}
+
+}  // namespace
+
+// Appends `{"@type": type, "properties": {}}` to the annotations of view
+// `view`, built in the tree's storage with room for `property_count`
+// properties; returns the empty properties object.
+json::object& View::AppendAnnotation(std::string_view type, std::size_t property_count) const {
+  Mmif::Impl& impl = *mmif_->impl_;
   json::array& anns = impl.MutableAnnotations(index_);
-  json::object ann(impl.tree.storage());
+  json::object& ann = anns.emplace_back(nullptr).emplace_object();
   ann.reserve(2);
   ann.emplace("@type", type);
-  ann.emplace("properties", std::move(props));
-  anns.emplace_back(std::move(ann));
-  const Loc loc{static_cast<std::int32_t>(index_), static_cast<std::uint32_t>(anns.size() - 1)};
-  impl.index.Insert(mmif_internal::IdAt(impl.slots, loc), loc, impl.slots);
+  json::object& props = ann.emplace("properties", json::object_kind).first->value().get_object();
+  props.reserve(property_count);
+  return props;
+}
+
+// The generated-id part of NewAnnotation/AddAnnotation: repairs the view,
+// picks the next free id, appends the annotation with only its id, indexes
+// it and keeps `contains` in sync. Returns the properties object.
+json::object& View::AppendGenerated(std::string_view type, std::size_t property_count) {
+  Mmif::Impl& impl = *mmif_->impl_;
+  // Repairs first: they may restructure the view and reindex.
+  impl.MutableMetadata(index_);
+  impl.MutableAnnotations(index_);
+  Mmif::Impl::ViewCache& cache = impl.CacheOf(index_);
+  Mmif::Impl::TypeEntry& entry = impl.TypeEntryOf(cache, index_, type);
+  if (entry.contains_epoch != impl.contains_epoch) {
+    const json::object* c = contains();
+    if (c == nullptr || !c->contains(type)) AddContain(type);
+    entry.contains_epoch = impl.contains_epoch;
+  }
+  const std::uint64_t hash = impl.NextId(cache, entry);
+  json::object& props = AppendAnnotation(type, property_count + 1);
+  props.emplace("id", impl.id_buffer);
+  const json::array* anns = impl.slots.Annotations(static_cast<std::int32_t>(index_));
+  impl.index.InsertNew(
+      hash, Loc{static_cast<std::int32_t>(index_), static_cast<std::uint32_t>(anns->size() - 1)});
+  return props;
+}
+
+StatusOr<Annotation> View::AddAnnotation(std::string_view type, json::object properties) {
+  auto given_it = properties.find("id");
+  if (given_it == properties.end()) {
+    json::object& props = AppendGenerated(type, properties.size());
+    MoveProperties(props, properties);
+    mmif_->impl_->added_bytes += EstimatedJsonBytes(type, props);
+    return annotation(annotation_count() - 1);
+  }
+  Mmif::Impl& impl = *mmif_->impl_;
+  if (!given_it->value().is_string() || given_it->value().get_string().empty()) {
+    return InvalidArgumentError("the \"id\" property must be a non-empty string");
+  }
+  impl.MutableMetadata(index_);
+  impl.MutableAnnotations(index_);
+  const std::string_view view_id = id();
+  std::string_view given = AsView(given_it->value().get_string());
+  std::string long_id;
+  if (given.find(':') == std::string_view::npos) {
+    long_id.reserve(view_id.size() + 1 + given.size());
+    long_id.append(view_id).append(1, ':').append(given);
+  } else {
+    long_id.assign(given.data(), given.size());
+  }
+  if (impl.HasId(long_id)) return AlreadyExistsError("id " + Quoted(long_id) + " is already taken");
+  const std::uint64_t hash = IdParts{{}, long_id}.Hash();
+  impl.NoteExplicitId(index_, long_id);
+  // An explicit id keeps the position the caller gave it.
+  json::object& props = AppendAnnotation(type, properties.size());
+  for (json::key_value_pair& kv : properties) {
+    if (kv.key() == "id") {
+      props.emplace("id", long_id);
+    } else {
+      props.emplace(kv.key(), std::move(kv.value()));
+    }
+  }
+  const Loc loc{static_cast<std::int32_t>(index_),
+                static_cast<std::uint32_t>(annotation_count() - 1)};
+  impl.index.InsertNew(hash, loc);
+  impl.added_bytes += EstimatedJsonBytes(type, props);
   const json::object* c = contains();
-  if (c == nullptr || !c->contains(type)) NewContain(type);
+  if (c == nullptr || !c->contains(type)) AddContain(type);
   return annotation(loc.index);
 }
 
 Annotation View::NewAnnotation(std::string_view type, json::object properties) {
-  properties.stable_erase("id");
-  StatusOr<Annotation> a = AddAnnotation(type, std::move(properties));
-  return *std::move(a);  // generated ids are free by construction
+  json::object& props = AppendGenerated(type, properties.size());
+  MoveProperties(props, properties);
+  mmif_->impl_->added_bytes += EstimatedJsonBytes(type, props);
+  return annotation(annotation_count() - 1);
+}
+
+Annotation View::NewAnnotation(std::string_view type, PropertyList properties) {
+  json::object& props = AppendGenerated(type, properties.size());
+  props.insert(properties);  // keeps the generated id: a given "id" is a duplicate key
+  mmif_->impl_->added_bytes += EstimatedJsonBytes(type, props);
+  return annotation(annotation_count() - 1);
 }
 
 Document View::NewTextDocument(std::string_view text, std::string_view language,
                                json::object properties) {
-  json::object props;
-  json::object value;
+  json::object& props = AppendGenerated(vocab::kTextDocument, properties.size() + 1);
+  json::object& value = props.emplace("text", json::object_kind).first->value().get_object();
+  value.reserve(2);
   value.emplace("@value", text);
   if (!language.empty()) value.emplace("@language", language);
-  props.emplace("text", std::move(value));
   for (json::key_value_pair& kv : properties) {
     if (kv.key() != "id") props[kv.key()] = std::move(kv.value());
   }
-  return Document(NewAnnotation(vocab::kTextDocument, std::move(props)));
+  mmif_->impl_->added_bytes += EstimatedJsonBytes(vocab::kTextDocument, props) + text.size();
+  return Document(annotation(annotation_count() - 1));
 }
 
 void View::SetError(std::string_view message, std::string_view stack_trace) {
-  json::object& meta = mutable_metadata();
+  json::object& meta = mmif_->impl_->MutableMetadata(index_);
   meta.stable_erase("contains");
   meta.stable_erase("warnings");
   json::object error;
@@ -642,7 +860,7 @@ void View::SetError(std::string_view message, std::string_view stack_trace) {
 }
 
 void View::SetWarnings(const std::vector<std::string>& warnings) {
-  json::object& meta = mutable_metadata();
+  json::object& meta = mmif_->impl_->MutableMetadata(index_);
   meta.stable_erase("contains");
   meta.stable_erase("error");
   json::array list;
@@ -712,13 +930,18 @@ StatusOr<Mmif> Mmif::FromJson(json::value tree, const ParseOptions& options) {
 }
 
 Mmif Mmif::New(std::string_view version_iri) {
-  json::object root;
-  json::object metadata;
-  metadata.emplace("mmif", version_iri);
-  root.emplace("metadata", std::move(metadata));
-  root.emplace("documents", json::array());
-  root.emplace("views", json::array());
-  auto impl = std::make_unique<Impl>(std::move(root));
+  // An arena, as for parsed trees: annotations are built in it without a
+  // malloc per value.
+  json::value tree(json::object_kind, json::make_shared_resource<json::monotonic_resource>());
+  json::object& root = tree.get_object();
+  root.reserve(3);
+  root.emplace("metadata", json::object_kind)
+      .first->value()
+      .get_object()
+      .emplace("mmif", version_iri);
+  root.emplace("documents", json::array_kind);
+  root.emplace("views", json::array_kind);
+  auto impl = std::make_unique<Impl>(std::move(tree));
   impl->Reindex();
   return Mmif(std::move(impl));
 }
@@ -728,6 +951,7 @@ Mmif Mmif::Clone() const {
       json::value(impl_->tree, json::make_shared_resource<json::monotonic_resource>()));
   impl->warnings = impl_->warnings;
   impl->source_size = impl_->source_size;
+  impl->added_bytes = impl_->added_bytes;
   impl->Reindex();
   return Mmif(std::move(impl));
 }
@@ -735,7 +959,8 @@ Mmif Mmif::Clone() const {
 std::string Mmif::Serialize(const SerializeOptions& options) const {
   const JsonStyle style = StyleOf(options);
   std::string out;
-  out.reserve(impl_->source_size * (options.pretty ? kPrettyGrowth : 1) + kSerializeSlackBytes);
+  out.reserve((impl_->source_size + impl_->added_bytes) * (options.pretty ? kPrettyGrowth : 1) +
+              kSerializeSlackBytes);
   AppendJson(out, impl_->tree, style);
   return out;
 }
@@ -759,7 +984,11 @@ Status Mmif::SerializeToFile(const std::filesystem::path& path,
 }
 
 const json::value& Mmif::json() const { return impl_->tree; }
-json::value& Mmif::mutable_json() { return impl_->tree; }
+json::value& Mmif::mutable_json() {
+  // The caller may change any `contains`: check them again before relying on them.
+  ++impl_->contains_epoch;
+  return impl_->tree;
+}
 void Mmif::Reindex() { impl_->Reindex(); }
 
 std::string Mmif::version() const {
@@ -1033,11 +1262,32 @@ std::string NowTimestamp() {
       std::chrono::seconds(1);
   std::tm local{};
   localtime_r(&seconds, &local);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06lld", local.tm_year + 1900,
-                local.tm_mon + 1, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec,
-                static_cast<long long>(micros.count()));
-  return buf;
+  // "%04d-%02d-%02dT%02d:%02d:%02d.%06lld", without snprintf's cost.
+  char buf[kTimestampBufferBytes];
+  char* p = buf;
+  const auto put = [&p](long long value, int width, char after) {
+    char digits[kTimestampBufferBytes];
+    const char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
+    const auto n = static_cast<int>(end - digits);
+    const bool negative = value < 0;
+    if (negative) *p++ = '-';
+    for (int i = n - int{negative}; i < width; ++i) *p++ = '0';
+    std::memcpy(p, digits + int{negative}, static_cast<std::size_t>(n - int{negative}));
+    p += n - int{negative};
+    if (after != 0) *p++ = after;
+  };
+  constexpr int kYearDigits = 4;
+  constexpr int kFieldDigits = 2;
+  constexpr int kMicroDigits = 6;
+  constexpr int kTmBaseYear = 1900;
+  put(static_cast<long long>(local.tm_year) + kTmBaseYear, kYearDigits, '-');
+  put(local.tm_mon + 1, kFieldDigits, '-');
+  put(local.tm_mday, kFieldDigits, 'T');
+  put(local.tm_hour, kFieldDigits, ':');
+  put(local.tm_min, kFieldDigits, ':');
+  put(local.tm_sec, kFieldDigits, '.');
+  put(static_cast<long long>(micros.count()), kMicroDigits, 0);
+  return std::string(buf, static_cast<std::size_t>(p - buf));
 }
 
 }  // namespace clams::mmif

@@ -136,6 +136,9 @@ constexpr int kViewsSection = 1;
 constexpr int kViewIdPart = 0;
 constexpr int kViewMetadataPart = 1;
 constexpr int kViewAnnotationsPart = 2;
+// Path depth of an MMIF document (root, views, view, annotations, annotation,
+// properties, value, list) with room to spare: the walk's path never grows.
+constexpr std::size_t kPathReserve = 16;
 // Position inside an annotation: property position * this + list index.
 constexpr std::int64_t kListIndexSpan = std::int64_t{1} << 32;
 
@@ -143,6 +146,7 @@ class Walker {
  public:
   Walker(const ValidateOptions& options, TreeSlots* slots, IdIndex* index, ValidationReport* report)
       : options_(options), slots_(slots), index_(index), report_(report) {
+    path_.reserve(kPathReserve);
     if (report_ == nullptr) {
       options_.schema = false;
       options_.version = false;
@@ -755,11 +759,8 @@ namespace {
 // 64-bit FNV-1a: simple, and ids are short.
 constexpr std::uint64_t kFnvOffset = 1469598103934665603ULL;
 constexpr std::uint64_t kFnvPrime = 1099511628211ULL;
-// The index keeps its load factor at or below 1/2 (linear probing).
-constexpr std::size_t kMinIndexSlots = 16;
-constexpr std::size_t kLoadFactorInverse = 2;
-// Slots keep the upper 32 bits of an id's 64-bit hash.
-constexpr int kHashHighShift = 32;
+// The smallest id index table: room for 32 ids, what a small request adds.
+constexpr std::size_t kMinIndexSlots = 64;
 
 std::uint64_t FnvAppend(std::uint64_t h, std::string_view s) {
   for (unsigned char c : s) {
@@ -860,54 +861,57 @@ void IdIndex::Clear() {
   size_ = 0;
 }
 
-void IdIndex::Reserve(std::size_t n) {
-  if (size_ == 0) Rehash(n, nullptr);
-}
+void IdIndex::Reserve(std::size_t n) { Rehash(n); }
 
-void IdIndex::Rehash(std::size_t n, const TreeSlots* tree) {
+void IdIndex::Rehash(std::size_t n) {
   std::size_t want = kMinIndexSlots;
   while (want < n * kLoadFactorInverse) want *= 2;
   if (want <= slots_.size()) return;
-  // Slots keep only half of the hash, so the ids are hashed again.
   std::vector<Slot> old = std::move(slots_);
   slots_.assign(want, Slot{});
   const std::size_t mask = want - 1;
   for (const Slot& s : old) {
     if (!s.used()) continue;
-    const std::uint64_t h = IdAt(*tree, s.loc).Hash();
-    std::size_t i = static_cast<std::size_t>(h) & mask;
+    std::size_t i = s.hash_low & mask;
     while (slots_[i].used()) i = (i + 1) & mask;
     slots_[i] = s;
   }
 }
 
 std::optional<Loc> IdIndex::Insert(const IdParts& parts, const Loc& loc, const TreeSlots& tree) {
-  if ((size_ + 1) * kLoadFactorInverse > slots_.size()) {
-    Rehash(std::max<std::size_t>(size_ + 1, slots_.size()), &tree);
-  }
-  const std::uint64_t h = parts.Hash();
-  const auto high = static_cast<std::uint32_t>(h >> kHashHighShift);
+  Grow();
+  const std::uint32_t low = LowHalf(parts.Hash());
   const std::size_t mask = slots_.size() - 1;
-  std::size_t i = static_cast<std::size_t>(h) & mask;
+  std::size_t i = low & mask;
   while (slots_[i].used()) {
-    if (slots_[i].hash_high == high && IdAt(tree, slots_[i].loc).Equals(parts)) {
+    if (slots_[i].hash_low == low && IdAt(tree, slots_[i].loc).Equals(parts)) {
       return slots_[i].loc;
     }
     i = (i + 1) & mask;
   }
-  slots_[i] = Slot{high, loc};
+  slots_[i] = Slot{low, loc};
   ++size_;
   return std::nullopt;
 }
 
-std::optional<Loc> IdIndex::Find(const IdParts& parts, const TreeSlots& tree) const {
-  if (slots_.empty()) return std::nullopt;
-  const std::uint64_t h = parts.Hash();
-  const auto high = static_cast<std::uint32_t>(h >> kHashHighShift);
+void IdIndex::InsertNew(std::uint64_t hash, const Loc& loc) {
+  Grow();
+  const std::uint32_t low = LowHalf(hash);
   const std::size_t mask = slots_.size() - 1;
-  std::size_t i = static_cast<std::size_t>(h) & mask;
+  std::size_t i = low & mask;
+  while (slots_[i].used()) i = (i + 1) & mask;
+  slots_[i] = Slot{low, loc};
+  ++size_;
+}
+
+std::optional<Loc> IdIndex::Find(const IdParts& parts, std::uint64_t hash,
+                                 const TreeSlots& tree) const {
+  if (slots_.empty()) return std::nullopt;
+  const std::uint32_t low = LowHalf(hash);
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t i = low & mask;
   while (slots_[i].used()) {
-    if (slots_[i].hash_high == high && IdAt(tree, slots_[i].loc).Equals(parts)) {
+    if (slots_[i].hash_low == low && IdAt(tree, slots_[i].loc).Equals(parts)) {
       return slots_[i].loc;
     }
     i = (i + 1) & mask;

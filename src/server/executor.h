@@ -50,6 +50,7 @@ struct ExecResult {
     kWorkerDied,   ///< the worker process died during the request
     kTimedOut,     ///< --request-timeout expired; the worker was killed
     kLost,         ///< the connection to the worker failed for another reason
+    kNotSent,      ///< the worker could not take it; nothing was sent (the request may run elsewhere)
   };
   Fate fate = Fate::kAnswered;
   std::string fate_text;  ///< e.g. "worker 1234 was killed by signal 9 (SIGKILL)"

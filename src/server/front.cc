@@ -59,14 +59,17 @@ HttpResponse Front::Metadata(const HttpRequest& request) {
 }
 
 void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared_ptr<CancelSignal> cancel) {
-  const auto start = std::chrono::steady_clock::now();
-  // The access log line is written when the answer goes out.
-  auto logged = [start, line = request.remote + " " + log::Quote(request.method + " " + request.target),
-                 respond = std::move(respond)](HttpResponse response) {
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    log::Access(fmt::format("{} {} {} {:.1f}ms", line, response.status, response.body.size(), ms));
-    respond(std::move(response));
-  };
+  // The access log line is written when the answer goes out (and not even
+  // built when the access log is off).
+  HttpServer::Respond logged = std::move(respond);
+  if (log::AccessLogEnabled()) {
+    logged = [start = std::chrono::steady_clock::now(), line = request.remote + " " + log::Quote(request.method + " " + request.target),
+              inner = std::move(logged)](HttpResponse response) {
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      log::Access(fmt::format("{} {} {} {:.1f}ms", line, response.status, response.body.size(), ms));
+      inner(std::move(response));
+    };
+  }
   const std::string& m = request.method;
   if (request.path == "/") {
     if (m == "GET" || m == "HEAD") return logged(Metadata(request));

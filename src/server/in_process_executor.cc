@@ -62,7 +62,7 @@ void InProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> req
   }
   if (worker == nullptr || worker->state != vram::WorkerState::kIdle) {
     ExecResult r;
-    r.fate = ExecResult::Fate::kLost;
+    r.fate = ExecResult::Fate::kNotSent;
     r.fate_text = "worker " + std::to_string(worker_id) + " is not idle";
     done(std::move(r));
     return;

@@ -480,7 +480,7 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
   Slot* slot = Find(worker_id);
   if (slot == nullptr || slot->info.state != vram::WorkerState::kIdle || !slot->conn) {
     ExecResult r;
-    r.fate = ExecResult::Fate::kLost;
+    r.fate = ExecResult::Fate::kNotSent;
     r.fate_text = "worker " + std::to_string(worker_id) + " is not available";
     done(std::move(r));
     return;

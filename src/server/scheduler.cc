@@ -64,6 +64,7 @@ struct Scheduler::Job {
   bool warm = false;
   std::uint64_t need_bytes = 0;
   std::uint64_t free_at_dispatch = 0;
+  double expected_ms = 0;  // the class's mean duration when it started
 };
 
 Scheduler::Scheduler(EventLoop& loop, AppRunner& runner, Executor& executor, vram::Sampler* sampler,
@@ -75,12 +76,13 @@ Scheduler::Scheduler(EventLoop& loop, AppRunner& runner, Executor& executor, vra
       profiles_(profiles),
       metrics_(metrics),
       options_(std::move(options)) {
-  options_.admission.enforce = HasGpus();
+  has_gpus_ = sampler_ != nullptr && !sampler_->Latest().devices.empty();
+  options_.admission.enforce = has_gpus_;
 }
 
 Scheduler::~Scheduler() = default;
 
-bool Scheduler::HasGpus() const { return sampler_ != nullptr && !sampler_->Latest().devices.empty(); }
+bool Scheduler::HasGpus() const { return has_gpus_; }
 
 std::vector<vram::DeviceView> Scheduler::Devices() const {
   std::vector<vram::DeviceView> out;
@@ -116,9 +118,7 @@ std::vector<vram::InFlight> Scheduler::InFlightLedger() const {
     if (sampler_ != nullptr) {
       if (auto w = sampler_->CurrentWindow(worker)) f.growth_bytes = w->growth();
     }
-    if (profiles_ != nullptr) {
-      if (auto p = profiles_->Get(job.cls.key)) f.expected_ms = p->mean_duration_ms;
-    }
+    f.expected_ms = job.expected_ms;
     out.push_back(f);
   }
   return out;
@@ -206,7 +206,9 @@ void Scheduler::Submit(AnnotateCall call) {
   } else {
     j.raw = std::move(prepared->raw);
     j.params = std::move(prepared->params);
-    j.cls = vram::RequestClass::Make(md.identifier, md.app_version, CanonicalClassParameters(j.params));
+    // The class steers GPU admission and profiles; without GPUs it is not
+    // needed (and costs a canonical JSON and an MD5 per request).
+    if (HasGpus()) j.cls = vram::RequestClass::Make(md.identifier, md.app_version, CanonicalClassParameters(j.params));
   }
   j.pretty = j.params.GetBool("pretty");
 
@@ -263,12 +265,14 @@ void Scheduler::Submit(AnnotateCall call) {
 
   j.queued = true;
   const std::uint64_t id = j.id;
-  j.queue_timer = loop_.After(options_.queue_timeout, [this, id] { OnQueueTimeout(id); });
   if (j.call.cancel) j.call.cancel->OnCancel([this, id] { OnCancel(id); });
   queue_.push_back(id);
   jobs_.emplace(id, std::move(job));
-  metrics_.Set("clams_queue_length", {}, static_cast<double>(queue_.size()));
   Pump();
+  // Most requests start at once; only those still waiting get a deadline.
+  if (auto it = jobs_.find(id); it != jobs_.end() && it->second->queued) {
+    it->second->queue_timer = loop_.After(options_.queue_timeout, [this, id] { OnQueueTimeout(id); });
+  }
 }
 
 void Scheduler::OnCancel(std::uint64_t job_id) {
@@ -404,6 +408,9 @@ void Scheduler::PumpOnce() {
     for (const auto& dev : devices) {
       if (dev.index == job.device) job.free_at_dispatch = dev.free_bytes;
     }
+    if (profiles_ != nullptr) {
+      if (auto p = profiles_->Get(job.cls.key)) job.expected_ms = p->mean_duration_ms;
+    }
     metrics_.Observe("clams_queue_wait_seconds", {}, Seconds(job.dispatched - job.arrived));
     if (sampler_ != nullptr) {
       sampler_->BeginWindow(d.worker_id);
@@ -533,6 +540,21 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
   if (it == jobs_.end()) return;
   Job& job = *it->second;
   running_by_worker_.erase(job.worker_id);
+  if (result.fate == ExecResult::Fate::kNotSent) {
+    // Nothing ran: back to the head of the queue, no request lost.
+    CLAMS_LOG(kWarning, "request {} could not be sent ({}); it waits again", job.id, result.fate_text);
+    if (sampler_ != nullptr) (void)sampler_->EndWindow(job.worker_id);
+    job.queued = true;
+    job.worker_id = -1;
+    queue_.push_front(job.id);
+    const std::uint64_t id = job.id;
+    const auto left = std::max(std::chrono::milliseconds(1),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   options_.queue_timeout - (Clock::now() - job.arrived)));
+    job.queue_timer = loop_.After(left, [this, id] { OnQueueTimeout(id); });
+    loop_.Post([this] { Pump(); });
+    return;
+  }
   std::optional<vram::Sampler::Window> window;
   if (sampler_ != nullptr) {
     window = sampler_->EndWindow(job.worker_id);
@@ -636,6 +658,7 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
       response = HttpResponse{kHttpGatewayTimeout, o.content_type, {}, std::move(o.body)};
       break;
     }
+    case ExecResult::Fate::kNotSent:  // handled above
     case ExecResult::Fate::kLost: {
       AnnotateOutcome o = runner_.ErrorViewAnswer(job.call.request.body, job.raw, kHttpInternalError,
                                                   result.fate_text, FailureKind::kAppError);

@@ -126,6 +126,7 @@ class Scheduler {
   };
   std::map<int, WorkerMemory> worker_memory_;
   bool recheck_scheduled_ = false;
+  bool has_gpus_ = false;  // devices do not come and go while serving
   bool pumping_ = false;
   bool pump_again_ = false;
   bool draining_ = false;

@@ -53,6 +53,8 @@ void Write(Level level, std::string_view message);
 void Access(std::string_view line);
 /// Turns the access log on or off (on by default).
 void SetAccessLogEnabled(bool enabled);
+/// Whether Access() writes anything (check before building a line).
+bool AccessLogEnabled();
 
 /// JSON-escapes `text` and puts it in double quotes.
 std::string Quote(std::string_view text);

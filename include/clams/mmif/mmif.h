@@ -28,9 +28,15 @@
 // exclusive access.
 //
 // Memory: a parsed tree lives in one arena (a Boost.JSON monotonic
-// resource, about three bytes per input byte), so values that are replaced or
-// removed give their memory back only when the Mmif goes away. Copies of
-// parts of the tree share the arena and keep it alive.
+// resource, about three bytes per input byte), and so does the tree of
+// Mmif::New(), so values that are replaced or removed give their memory back
+// only when the Mmif goes away. Copies of parts of the tree share the arena
+// and keep it alive. (A tree given to FromJson keeps its own storage.)
+//
+// Cost: NewAnnotation builds the annotation in place in the tree's storage
+// and keeps per-view caches (id prefix per type, next id counter per prefix,
+// which types `contains` has), so adding an annotation costs about what
+// building the same JSON with Boost.JSON directly does (bench/mmif).
 //
 // Trees read with `validate = false` may have any shape. Queries then see
 // what is there (a `views` that is not an array has no views); the mutating
@@ -38,12 +44,15 @@
 #ifndef CLAMS_MMIF_MMIF_H_
 #define CLAMS_MMIF_MMIF_H_
 
+#include <boost/json/value_ref.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "clams/base/status.h"
@@ -160,7 +169,9 @@ class View {
   const json::object& metadata() const;
   /// Direct access to the metadata object, for keys this class has no
   /// setter for (`appTags`, `appProfiling`, ...). Do not change `contains`
-  /// through it while annotations are being added.
+  /// through it while annotations are being added (with the reference
+  /// kept across NewAnnotation calls): the next NewAnnotation after this
+  /// call checks `contains` again, later ones rely on what it found.
   json::object& mutable_metadata();
 
   void SetApp(std::string_view app);
@@ -201,6 +212,15 @@ class View {
   /// AddAnnotation for generated ids, which cannot fail (an `id` in
   /// `properties` is dropped).
   Annotation NewAnnotation(std::string_view type, json::object properties = {});
+  /// The properties of an annotation as a braced list, `{{"start", 0},
+  /// {"end", 5}}`: what json::object's list constructor takes.
+  using PropertyList = std::initializer_list<std::pair<json::string_view, json::value_ref>>;
+  /// NewAnnotation with the properties written as a braced list (this
+  /// overload is what `view.NewAnnotation(type, {{"start", 0}})` calls):
+  /// the values are built directly in the document, with no intermediate
+  /// object. Same result as the json::object overload: an `id` is dropped,
+  /// and of repeated keys the first counts.
+  Annotation NewAnnotation(std::string_view type, PropertyList properties);
   /// A TextDocument annotation with inline text and language (no
   /// `@language` if `language` is empty).
   Document NewTextDocument(std::string_view text, std::string_view language = "en",
@@ -222,6 +242,14 @@ class View {
   friend class Annotation;
   friend class Mmif;
   json::object& mutable_json() const;
+  // Adds `type` to `contains` if absent (repairing `contains`); returns its entry.
+  json::object& AddContain(std::string_view type);
+  // Appends an annotation of `type` with an empty properties object that has
+  // room for `property_count` properties; returns the properties object.
+  json::object& AppendAnnotation(std::string_view type, std::size_t property_count) const;
+  // AppendAnnotation with the next generated id in place and indexed, and
+  // `type` in `contains`.
+  json::object& AppendGenerated(std::string_view type, std::size_t property_count);
   Mmif* mmif_;
   uint32_t index_;
 };
@@ -267,7 +295,8 @@ class Mmif {
                          const SerializeOptions& options = {}) const;
 
   /// The whole tree. Changing it directly (rather than through the handle
-  /// methods) requires Reindex() before ids are looked up again.
+  /// methods) requires Reindex() before ids are looked up or generated
+  /// again (Reindex also drops the per-view caches of NewAnnotation).
   const json::value& json() const;
   json::value& mutable_json();
   /// Rebuilds the id index from the tree.

@@ -5,6 +5,9 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <iterator>
 #include <limits>
 #include <string>
 
@@ -253,6 +256,100 @@ TEST(WriteJsonTest, ChunkedPiecesJoinToTheWholeText) {
     ++calls;
   });
   EXPECT_EQ(calls, 1);
+}
+
+// The escaping of one string, character by character: what the word-at-a-
+// time writer must produce. Knows the pieces StringEscapesMatchTheReference
+// builds its strings from (valid UTF-8 plus the invalid byte 0xFF).
+std::string ReferenceEscape(std::string_view s, bool ascii) {
+  std::string out = "\"";
+  const auto unicode = [&out](unsigned unit) {
+    char buf[8];
+    std::snprintf(buf, sizeof(buf), "\\u%04x", unit);
+    out += buf;
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t') {
+      out += '\\';
+      out += c == '\b' ? 'b' : c == '\f' ? 'f' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+    } else if (c < 0x20) {
+      unicode(c);
+    } else if (c < 0x7F || (!ascii && c >= 0x7F)) {
+      out += static_cast<char>(c);
+    } else if (c == 0x7F) {
+      unicode(c);
+    } else {
+      std::size_t len = 1;
+      unsigned cp = 0xFFFD;
+      if (c >= 0xF0 && c < 0xF5) {
+        len = 4;
+        cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) |
+             (s[i + 3] & 0x3Fu);
+      } else if (c >= 0xE0 && c < 0xF0) {
+        len = 3;
+        cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+      } else if (c >= 0xC2 && c < 0xE0) {
+        len = 2;
+        cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
+      }
+      if (cp >= 0x10000) {
+        unicode(0xD800 + ((cp - 0x10000) >> 10));
+        unicode(0xDC00 + ((cp - 0x10000) & 0x3FF));
+      } else {
+        unicode(cp);
+      }
+      i += len;
+      continue;
+    }
+    ++i;
+  }
+  return out + "\"";
+}
+
+TEST(WriteJsonTest, StringEscapesMatchTheReference) {
+  // Strings of every length up to 40 from pieces that need escapes, in all
+  // positions relative to the writer's 8- and 4-byte words.
+  const std::string_view pieces[] = {"a",    "Z",    " ",    "\"",           "\\",
+                                     "\n",   "\x01", "\x1f", "\x7f",         "\xC3\xA9",
+                                     "\xFF", "/",    "~",    "\xE4\xB8\xAD", "\xF0\x9F\x98\x80"};
+  std::uint32_t state = 12345;
+  const auto next = [&state] {
+    state = state * 1103515245u + 12345u;
+    return state >> 16;
+  };
+  for (int round = 0; round < 400; ++round) {
+    const int length = round % 41;
+    // Mostly plain text, so the fast paths run too.
+    const bool plain = round % 3 != 0;
+    std::string text;
+    while (static_cast<int>(text.size()) < length) {
+      const std::size_t pick = next() % std::size(pieces);
+      text += plain && next() % 8 != 0 ? pieces[pick % 2] : pieces[pick];
+    }
+    for (bool ascii : {false, true}) {
+      std::string out = "x=";
+      AppendJsonString(out, text, ascii);
+      EXPECT_EQ(out, "x=" + ReferenceEscape(text, ascii)) << "length " << text.size();
+      EXPECT_EQ(WriteJson(json::value(text), {.ensure_ascii = ascii}),
+                ReferenceEscape(text, ascii));
+    }
+  }
+}
+
+TEST(WriteJsonTest, LongTextsGrowTheOutput) {
+  // Far more than the first room the writer makes, with escapes late on.
+  std::string text(100000, 'x');
+  text[99990] = '\n';
+  text[50000] = '"';
+  json::array a;
+  a.emplace_back(text);
+  a.emplace_back(text);
+  const std::string one = ReferenceEscape(text, false);
+  EXPECT_EQ(WriteJson(json::value(a)), "[" + one + "," + one + "]");
 }
 
 TEST(Utf8Test, Validates) {

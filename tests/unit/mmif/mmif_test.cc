@@ -461,6 +461,200 @@ TEST(MmifTest, NewAnnotationContinuesAfterReload) {
   EXPECT_EQ(reloaded.view(0).NewAnnotation(vocab::kAlignment).id(), "v_0:al_1");
 }
 
+TEST(MmifTest, NewAnnotationCountersSurviveReloadAndReindex) {
+  Mmif m = Mmif::New();
+  View v = m.NewView();
+  v.SetApp("http://apps.clams.ai/test/v1");
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_1");
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_2");  // the counter is cached now
+  // An annotation added by hand, then Reindex(): the cached counter is
+  // dropped and the next id continues after the hand-made one.
+  const auto add_by_hand = [&m](std::string_view id) {
+    m.mutable_json()
+        .get_object()["views"]
+        .get_array()[0]
+        .get_object()["annotations"]
+        .get_array()
+        .emplace_back(json::object{{"@type", vocab::kToken}, {"properties", {{"id", id}}}});
+    m.Reindex();
+  };
+  add_by_hand("v_0:to_7");
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_8");
+  // A short id by hand counts too.
+  add_by_hand("to_11");
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_12");
+  // After a reload every counter starts from the ids in the view.
+  Mmif reloaded = LoadText(m.Serialize());
+  View rv = reloaded.view(0);
+  EXPECT_EQ(rv.NewAnnotation(vocab::kToken).id(), "v_0:to_13");
+  EXPECT_EQ(rv.NewAnnotation(vocab::kToken).id(), "v_0:to_14");
+  EXPECT_EQ(rv.NewAnnotation(vocab::kSentence).id(), "v_0:se_1");
+  // A view id changed by hand (and reindexed) gives ids in the new view;
+  // of the old ones only the short "to_11" is `v9:to_11` now.
+  reloaded.mutable_json().get_object()["views"].get_array()[0].get_object()["id"] = "v9";
+  reloaded.Reindex();
+  EXPECT_EQ(rv.NewAnnotation(vocab::kToken).id(), "v9:to_12");
+  EXPECT_EQ(reloaded.GetAnnotation("v9:to_12")->id(), "v9:to_12");
+  EXPECT_THAT(Mmif::Parse(reloaded.Serialize(), {.strict = true}), IsOk());
+}
+
+TEST(MmifTest, NewAnnotationCountersStayAheadOfExplicitIds) {
+  Mmif m = Mmif::New();
+  View v = m.NewView();
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_1");
+  // An explicit id with the Token prefix, on an annotation of another type:
+  // the next Token id is above it ("the smallest n above every n used").
+  ASSERT_THAT(v.AddAnnotation(vocab::kSentence, {{"id", "to_7"}}), IsOk());
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_8");
+  ASSERT_THAT(v.AddAnnotation(vocab::kToken, {{"id", "v_0:to_20"}}), IsOk());
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_21");
+  // Ids of another view do not move this view's counter, but are never reused.
+  View w = m.NewView();
+  ASSERT_THAT(v.AddAnnotation(vocab::kToken, {{"id", "v_1:to_1"}}), IsOk());
+  EXPECT_EQ(w.NewAnnotation(vocab::kToken).id(), "v_1:to_2");
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_22");
+}
+
+TEST(MmifTest, TypesOfOneViewShareTheCounterOfTheirPrefix) {
+  Mmif m = Mmif::New();
+  View v = m.NewView();
+  // TimeFrame v5 and v6 both use the prefix "tf".
+  const std::string_view old_tf = "http://mmif.clams.ai/vocabulary/TimeFrame/v5";
+  EXPECT_EQ(v.NewAnnotation(vocab::kTimeFrame).id(), "v_0:tf_1");
+  EXPECT_EQ(v.NewAnnotation(old_tf).id(), "v_0:tf_2");
+  EXPECT_EQ(v.NewAnnotation(vocab::kTimeFrame).id(), "v_0:tf_3");
+  std::vector<std::string> types;
+  for (const auto& kv : *v.contains()) types.emplace_back(kv.key());
+  EXPECT_THAT(types, ElementsAre(vocab::kTimeFrame, old_tf));
+}
+
+TEST(MmifTest, ContainsFollowsSetErrorAndSetWarnings) {
+  Mmif m = Mmif::New();
+  View v = m.NewView();
+  v.SetApp("http://apps.clams.ai/test/v1");
+  v.NewAnnotation(vocab::kToken);
+  ASSERT_TRUE(v.Contains(vocab::kToken));
+  v.SetWarnings({"careful"});
+  EXPECT_EQ(v.contains(), nullptr);
+  // The view knew Token was in `contains`; after SetWarnings it must add it again.
+  Annotation t = v.NewAnnotation(vocab::kToken);
+  EXPECT_EQ(t.id(), "v_0:to_1");  // the annotations went with the warnings
+  ASSERT_NE(v.contains(), nullptr);
+  EXPECT_TRUE(v.Contains(vocab::kToken));
+  v.SetError("boom");
+  EXPECT_EQ(v.contains(), nullptr);
+  v.NewAnnotation(vocab::kToken);
+  EXPECT_TRUE(v.Contains(vocab::kToken));
+  EXPECT_EQ(v.annotation_count(), 1u);
+}
+
+TEST(MmifTest, ContainsFollowsDirectEdits) {
+  Mmif m = Mmif::New();
+  View v = m.NewView();
+  v.SetApp("http://apps.clams.ai/test/v1");
+  v.NewAnnotation(vocab::kToken);
+  v.NewAnnotation(vocab::kSentence);
+  // Through the whole tree, then Reindex().
+  json::object& meta =
+      m.mutable_json().get_object()["views"].get_array()[0].get_object()["metadata"].get_object();
+  meta["contains"].get_object().erase(vocab::kToken);
+  m.Reindex();
+  EXPECT_FALSE(v.Contains(vocab::kToken));
+  v.NewAnnotation(vocab::kToken);
+  EXPECT_TRUE(v.Contains(vocab::kToken));
+  // Through the whole tree, without Reindex() (only `contains` changed).
+  m.mutable_json().get_object()["views"].get_array()[0].get_object()["metadata"].get_object().erase(
+      "contains");
+  v.NewAnnotation(vocab::kSentence);
+  EXPECT_TRUE(v.Contains(vocab::kSentence));
+  v.NewAnnotation(vocab::kToken);
+  EXPECT_TRUE(v.Contains(vocab::kToken));
+  // Through the view's metadata.
+  v.mutable_metadata()["contains"].get_object().erase(vocab::kSentence);
+  v.NewAnnotation(vocab::kSentence);
+  EXPECT_TRUE(v.Contains(vocab::kSentence));
+  v.mutable_metadata()["contains"] = 5;  // not even an object
+  v.NewAnnotation(vocab::kToken);
+  EXPECT_TRUE(v.Contains(vocab::kToken));
+  EXPECT_EQ(v.annotation_count(), 7u);
+  EXPECT_EQ(v.annotation(6).id(), "v_0:to_4");
+  EXPECT_THAT(Mmif::Parse(m.Serialize(), {.strict = true}), IsOk());
+}
+
+TEST(MmifTest, NewAnnotationWithABracedList) {
+  Mmif m = Mmif::New();
+  View v = m.NewView();
+  // The braced-list overload builds the values in place: same JSON as the
+  // json::object overload, an "id" is dropped, the first of repeated keys counts.
+  Annotation a = v.NewAnnotation(vocab::kToken, {{"start", 0},
+                                                 {"id", "ignored"},
+                                                 {"text", "hi"},
+                                                 {"start", 9},
+                                                 {"tags", {"x", "y"}},
+                                                 {"span", {{"a", 1.5}}}});
+  Annotation b = v.NewAnnotation(vocab::kToken, json::object{{"start", 0},
+                                                             {"id", "ignored"},
+                                                             {"text", "hi"},
+                                                             {"start", 9},
+                                                             {"tags", {"x", "y"}},
+                                                             {"span", {{"a", 1.5}}}});
+  EXPECT_EQ(WriteJson(json::value(a.properties())),
+            R"({"id":"v_0:to_1","start":0,"text":"hi","tags":["x","y"],"span":{"a":1.5}})");
+  EXPECT_EQ(WriteJson(json::value(b.properties())),
+            R"({"id":"v_0:to_2","start":0,"text":"hi","tags":["x","y"],"span":{"a":1.5}})");
+  // Values the list refers to are copied into the document.
+  std::string text = "temporary";
+  json::array targets{"v_0:to_1", "v_0:to_2"};
+  Annotation s = v.NewAnnotation(vocab::kSentence, {{"text", text}, {"targets", targets}});
+  text = "changed";
+  targets.clear();
+  EXPECT_EQ(s.GetString("text"), "temporary");
+  EXPECT_EQ(s.properties().at("targets").get_array().size(), 2u);
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken, {}).id(), "v_0:to_3");
+  EXPECT_EQ(m.GetAnnotation("v_0:to_3")->properties().size(), 1u);
+}
+
+TEST(MmifTest, CopiesOfANewTreeOutliveIt) {
+  // Mmif::New() builds in an arena that copies of its parts share.
+  json::value copy;
+  {
+    Mmif m = Mmif::New();
+    View v = m.NewView();
+    v.NewAnnotation(vocab::kToken, {{"text", "a text longer than any small-string buffer"}});
+    copy = json::value(m.json(), m.json().storage());
+  }
+  EXPECT_EQ(copy.at("views").at(0).at("annotations").at(0).at("properties").at("text"),
+            "a text longer than any small-string buffer");
+}
+
+TEST(MmifTest, SerializeSizesItsOutputForAddedAnnotations) {
+  // The output estimate must not matter for the result: many annotations,
+  // long and escaped texts, pretty and compact.
+  Mmif m = LoadText(clams::testing::ReadFileOrDie(Fixture("asr-pipeline.json")));
+  View v = m.NewView();
+  v.SetApp("http://apps.clams.ai/test/v1");
+  std::string long_text(5000, 'w');
+  long_text[17] = '"';
+  for (int i = 0; i < 300; ++i) {
+    v.NewAnnotation(vocab::kSentence, {{"text", i % 50 == 0 ? long_text : "short\n"},
+                                       {"targets", json::array{"v_0:to_1", "v_0:to_2"}}});
+  }
+  for (const SerializeOptions& options : {SerializeOptions{}, SerializeOptions{.pretty = true},
+                                          SerializeOptions{.python_style = true},
+                                          SerializeOptions{.pretty = true, .python_style = true}}) {
+    JsonStyle style;
+    if (options.pretty) {
+      style.indent = 2;
+      style.ensure_ascii = options.python_style;
+    } else if (options.python_style) {
+      style = JsonStyle::Python();
+    }
+    EXPECT_EQ(m.Serialize(options), WriteJson(m.json(), style));
+  }
+  Mmif again = LoadText(m.Serialize());
+  EXPECT_EQ(again.view(again.view_count() - 1).annotation_count(), 300u);
+}
+
 TEST(MmifTest, NewAnnotationSkipsTakenIds) {
   Mmif m = Load(Fixture("asr-pipeline.json"));
   View asr = m.view(0);
