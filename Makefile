@@ -5,9 +5,12 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
+PORT       ?= 5000
+PREFIX     ?= /usr/local
+DEMO       ?= tests/data/mmif/demo.json
 SAMPLE     ?= tests/data/mmif/bars-tones-slates.json
 
-.PHONY: all deps configure build run test bench asan fuzz format clean
+.PHONY: all deps configure build run describe test bench asan fuzz install docs format clean
 
 all: build
 
@@ -22,8 +25,24 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job: describe a bundled MMIF file with the clams CLI.
+# The main job: the sentence-splitter app served in production mode, in the foreground.
+# The recipe execs the server, so Ctrl-C (SIGINT) reaches it: it drains and stops.
 run: build
+	@echo ""
+	@echo "Serving apps/sentence-splitter in production mode on http://localhost:$(PORT); Ctrl-C drains and stops it."
+	@echo "Try it from another terminal:"
+	@echo "  curl -s localhost:$(PORT)/   # metadata"
+	@echo "  curl -s -X POST 'localhost:$(PORT)/?pretty' -d @$(DEMO)   # sentences and tokens"
+	@echo "  curl -s localhost:$(PORT)/metrics   # Prometheus metrics"
+	@echo "The GPU-memory-aware server on a simulated 24 GiB GPU (no GPU needed):"
+	@echo "  CLAMS_SIM_GPUS=24GiB CLAMS_SIM_STATE=/tmp/clams-sim ./$(BUILD)/apps/vram-workload/vram-workload --production --port 5001"
+	@echo "  curl -s -X POST 'localhost:5001/?model=large&hwFetch=true&pretty' -d @$(DEMO)"
+	@echo "  curl -s 'localhost:5001/?includeVRAM=true&pretty'   # devices, workers, queue"
+	@echo ""
+	exec ./$(BUILD)/apps/sentence-splitter/sentence-splitter --production --port $(PORT)
+
+# Describe a bundled MMIF file with the clams CLI.
+describe: build
 	./$(BUILD)/src/cli/clams mmif describe $(SAMPLE)
 
 test: build
@@ -32,11 +51,23 @@ test: build
 bench: build
 	./bench/run.sh $(BUILD)
 
+# Installs the SDK (headers, static libraries, CMake package for find_package(clams)) and
+# the clams CLI under PREFIX.
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Regenerates docs/server-flags.md from the flag table (a unit test checks it is current).
+# Everything up to the marker line is kept; the table after it is replaced.
+docs: build
+	sed '/^<!-- flag table: generated/q' docs/server-flags.md > docs/server-flags.md.tmp
+	./$(BUILD)/apps/sentence-splitter/sentence-splitter --print-flags-markdown >> docs/server-flags.md.tmp
+	mv docs/server-flags.md.tmp docs/server-flags.md
+
 $(ASAN_BUILD)/build.ninja:
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCLAMS_SANITIZE=ON \
-	  -DCLAMS_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" $(CMAKE_ARGS)
+	  -DCLAMS_BUILD_BENCH=OFF -DCLAMS_BUILD_APPS=ON -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" $(CMAKE_ARGS)
 
-# AddressSanitizer + UndefinedBehaviorSanitizer build of the tests.
+# AddressSanitizer + UndefinedBehaviorSanitizer build of the tests (tests labelled nosan skipped).
 asan: deps $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -44,11 +75,12 @@ asan: deps $(ASAN_BUILD)/build.ninja
 
 $(FUZZ_BUILD)/build.ninja:
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCLAMS_BUILD_FUZZ=ON \
-	  -DCLAMS_BUILD_TESTS=OFF -DCLAMS_BUILD_BENCH=OFF -DCLAMS_BUILD_APPS=OFF $(CMAKE_ARGS)
+	  -DCLAMS_BUILD_TESTS=OFF -DCLAMS_BUILD_BENCH=OFF -DCLAMS_BUILD_APPS=OFF -DCLAMS_INSTALL=OFF $(CMAKE_ARGS)
 
 # A short libFuzzer run of the MMIF parser and validator (FUZZ_SECONDS, default 30).
+# Only the fuzz target and what it links (base, mmif) are built.
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target mmif_fuzz
 	./tests/fuzz/run.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-30}
 
 format:

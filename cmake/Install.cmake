@@ -1,3 +1,6 @@
+# The SDK as a CMake package: static libraries clams::<module> and clams::sdk, the public headers,
+# clamsConfig.cmake (finds the libraries' own dependencies) and a version file; the include
+# directory comes from each library's INSTALL_INTERFACE. Tested by tests/install/.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -5,8 +8,7 @@ get_property(clams_targets GLOBAL PROPERTY CLAMS_EXPORTED_TARGETS)
 install(TARGETS ${clams_targets} EXPORT clamsTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/clams DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT clamsTargets NAMESPACE clams:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/clams)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/clamsConfig.cmake.in

@@ -6,6 +6,9 @@ if(CLAMS_SANITIZE)
   set(CLAMS_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
   add_compile_options(${CLAMS_SANITIZER_FLAGS})
   add_link_options(${CLAMS_SANITIZER_FLAGS})
+  # What a program linking the (instrumented) clams libraries needs; clams_add_library() puts it
+  # on every library's link interface, so an installed sanitized package links as is.
+  set(CLAMS_SANITIZER_LINK_FLAGS -fsanitize=address,undefined)
   add_compile_definitions(CLAMS_SANITIZED=1)
 endif()
 

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Installs every Debian package that building, testing and benchmarking clams-cpp needs.
-# Idempotent: prints nothing and installs nothing when everything is already there.
+# Installs every Debian 12 package that building, testing, benchmarking and fuzzing clams-cpp
+# needs (`make deps`; `make run`, `make test`, `make asan`, `make fuzz` and `make bench` call it).
+# Idempotent: prints nothing and installs nothing when everything is already there. Needs root
+# or sudo only when something is missing.
 set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  g++ cmake ninja-build ccache pkg-config git
+  g++ make cmake ninja-build ccache pkg-config git
   # libraries (Boost >= 1.81 for Beast/Asio/JSON; 1.74 is Debian 12's default)
   libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libcli11-dev
-  # tests and benchmarks
+  # tests and benchmarks (python3-*: MMIF conformance oracle, bench/http baseline server)
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 python3-jsonschema python3-flask python3-requests gunicorn wrk curl procps
-  # fuzzing (libFuzzer ships with clang's runtime)
+  # fuzzing: clang with the libFuzzer and sanitizer runtimes
   clang libclang-rt-14-dev
 )
 
@@ -23,10 +25,16 @@ for p in "${PACKAGES[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "install-deps: missing ${missing[*]}; run this script as root to install them" >&2
+    exit 1
+  fi
+  SUDO=(sudo)
+fi
 echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

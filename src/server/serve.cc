@@ -72,13 +72,13 @@ void PrintAnnotateUsage(const AppMetadata& md, std::ostream& out, const char* ar
   }
 }
 
-int RunBatch(AppRunner& runner, int argc, char** argv) {
+int RunBatch(AppRunner& runner, const char* program, int argc, char** argv) {
   std::vector<std::string> positional;
   RawParams params;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
-      PrintAnnotateUsage(runner.metadata(), std::cout, argv[0]);
+      PrintAnnotateUsage(runner.metadata(), std::cout, program);
       return 0;
     }
     if (arg.rfind("--", 0) == 0 && arg.size() > 2) {
@@ -107,7 +107,7 @@ int RunBatch(AppRunner& runner, int argc, char** argv) {
   const std::string in_path = positional.empty() ? "-" : positional[0];
   if (in_path == "-") {
     if (::isatty(STDIN_FILENO) != 0) {
-      PrintAnnotateUsage(runner.metadata(), std::cerr, argv[0]);
+      PrintAnnotateUsage(runner.metadata(), std::cerr, program);
       return 2;
     }
     std::ostringstream ss;
@@ -397,7 +397,7 @@ int Serve(App& app, int argc, char** argv) {
   }
   AppRunner& runner = **runner_or;
 
-  if (argc > 1 && std::string_view(argv[1]) == "annotate") return RunBatch(runner, argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "annotate") return RunBatch(runner, argv[0], argc - 1, argv + 1);
 
   const AppMetadata& md = runner.metadata();
   CLI::App cli{md.name + " " + md.app_version + ": " + md.description +

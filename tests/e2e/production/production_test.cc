@@ -46,6 +46,18 @@ class Workload {
     server_ = std::make_unique<testing::ServerProcess>(testing::BuiltBinary("apps/vram-workload/vram-workload"), args,
                                                        env_);
     EXPECT_TRUE(WaitReady(port())) << server_->Log();
+    // /ready needs one worker; tests reason about all of them.
+    EXPECT_TRUE(testing::WaitFor(
+        [&] {
+          json::value rt = Runtime();
+          if (!rt.is_object()) return false;
+          for (const auto& wk : rt.at("workers").as_array()) {
+            if (wk.at("state") != "idle") return false;
+          }
+          return true;
+        },
+        std::chrono::seconds(30)))
+        << server_->Log();
   }
   ~Workload() {
     if (::testing::Test::HasFailure()) std::cerr << "--- server log ---\n" << server_->Log() << "---\n";

@@ -42,6 +42,18 @@ class Served {
     server_ = std::make_unique<testing::ServerProcess>(clams, argv, env_, std::chrono::seconds(60),
                                                        std::vector<std::string>{"serve"});
     EXPECT_TRUE(WaitReady(port(), std::chrono::seconds(60))) << server_->Log();
+    // /ready needs one worker; tests reason about all of them.
+    EXPECT_TRUE(testing::WaitFor(
+        [&] {
+          json::value rt = Runtime();
+          if (!rt.is_object()) return false;
+          for (const auto& wk : rt.at("workers").as_array()) {
+            if (wk.at("state") != "idle") return false;
+          }
+          return !rt.at("workers").as_array().empty();
+        },
+        std::chrono::seconds(60)))
+        << server_->Log();
   }
   ~Served() {
     if (::testing::Test::HasFailure()) std::cerr << "--- server log ---\n" << server_->Log() << "---\n";
