@@ -1189,14 +1189,9 @@ std::vector<Annotation> Mmif::AnnotationsOfType(std::string_view type) const {
   return out;
 }
 
-std::vector<AlignmentPair> Mmif::Alignments(std::string_view type_a,
-                                            std::string_view type_b) const {
-  std::vector<AlignmentPair> out;
+template <typename Fn>
+void Mmif::ForEachAlignment(Fn&& fn) const {
   TypeMatcher is_alignment(vocab::kAlignment);
-  TypeMatcher is_a(type_a);
-  TypeMatcher is_b(type_b);
-  TypeMatcher is_a2(type_a);
-  TypeMatcher is_b2(type_b);
   Mmif* self = const_cast<Mmif*>(this);
   for (std::size_t v = 0; v < view_count(); ++v) {
     const auto vi = static_cast<std::int32_t>(v);
@@ -1210,39 +1205,37 @@ std::vector<AlignmentPair> Mmif::Alignments(std::string_view type_a,
       std::optional<Loc> s = impl_->Resolve(StringAt(*props, "source"), vi);
       std::optional<Loc> t = impl_->Resolve(StringAt(*props, "target"), vi);
       if (!s || !t) continue;
-      Annotation source(self, s->view, s->index);
-      Annotation target(self, t->view, t->index);
-      const std::string_view st = source.type();
-      const std::string_view tt = target.type();
-      if ((is_a(st) && is_b(tt)) || (is_b2(st) && is_a2(tt))) {
-        out.push_back(
-            AlignmentPair{Annotation(self, vi, static_cast<std::uint32_t>(i)), source, target});
-      }
+      fn(Annotation(self, vi, static_cast<std::uint32_t>(i)), Annotation(self, s->view, s->index),
+         Annotation(self, t->view, t->index));
     }
   }
+}
+
+std::vector<AlignmentPair> Mmif::Alignments(std::string_view type_a,
+                                            std::string_view type_b) const {
+  std::vector<AlignmentPair> out;
+  // One matcher per end and type, so that each keeps its last answer cached.
+  TypeMatcher is_a(type_a);
+  TypeMatcher is_b(type_b);
+  TypeMatcher is_a2(type_a);
+  TypeMatcher is_b2(type_b);
+  ForEachAlignment([&](const Annotation& alignment, const Annotation& source, const Annotation& target) {
+    const std::string_view st = source.type();
+    const std::string_view tt = target.type();
+    if ((is_a(st) && is_b(tt)) || (is_b2(st) && is_a2(tt))) out.push_back(AlignmentPair{alignment, source, target});
+  });
   return out;
 }
 
 std::vector<Annotation> Mmif::AlignedWith(const Annotation& annotation) const {
   std::vector<Annotation> out;
-  const Loc self_loc{annotation.view_index_, annotation.index_};
-  TypeMatcher is_alignment(vocab::kAlignment);
-  Mmif* self = const_cast<Mmif*>(this);
-  for (std::size_t v = 0; v < view_count(); ++v) {
-    const auto vi = static_cast<std::int32_t>(v);
-    const json::array* anns = impl_->slots.Annotations(vi);
-    if (anns == nullptr) continue;
-    for (std::size_t i = 0; i < anns->size(); ++i) {
-      const json::object* o = (*anns)[i].if_object();
-      if (o == nullptr || !is_alignment(StringAt(*o, "@type"))) continue;
-      const json::object* props = ObjectAt(*o, "properties");
-      if (props == nullptr) continue;
-      std::optional<Loc> s = impl_->Resolve(StringAt(*props, "source"), vi);
-      std::optional<Loc> t = impl_->Resolve(StringAt(*props, "target"), vi);
-      if (s && t && *s == self_loc) out.emplace_back(self, t->view, t->index);
-      if (s && t && *t == self_loc) out.emplace_back(self, s->view, s->index);
-    }
-  }
+  auto same = [&](const Annotation& a) {
+    return a.view_index_ == annotation.view_index_ && a.index_ == annotation.index_;
+  };
+  ForEachAlignment([&](const Annotation&, const Annotation& source, const Annotation& target) {
+    if (same(source)) out.push_back(target);
+    if (same(target)) out.push_back(source);
+  });
   return out;
 }
 

@@ -55,13 +55,8 @@ struct ExecResult {
   Fate fate = Fate::kAnswered;
   std::string fate_text;  ///< e.g. "worker 1234 was killed by signal 9 (SIGKILL)"
   int signal = 0;         ///< kWorkerDied: the signal that ended the worker (0: it exited)
-  int http_status = 200;
-  std::string content_type;
-  std::string body;
-  FailureKind failure = FailureKind::kNone;
-  std::string error;
-  std::vector<std::string> new_view_ids;
-  bool hw_fetch = false;
+  /// kAnswered: the worker's answer, as the app runner produced it.
+  AnnotateOutcome answer;
 };
 
 class Executor {

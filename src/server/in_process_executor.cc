@@ -85,15 +85,8 @@ void InProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> req
     });
   }
   auto task = [this, worker_id, request = std::move(request), answered, shared_done, timer]() mutable {
-    AnnotateOutcome outcome = runner_.Run(request->body, request->query);
     ExecResult r;
-    r.http_status = outcome.http_status;
-    r.content_type = std::move(outcome.content_type);
-    r.body = std::move(outcome.body);
-    r.failure = outcome.failure;
-    r.error = std::move(outcome.error);
-    r.new_view_ids = std::move(outcome.new_view_ids);
-    r.hw_fetch = outcome.hw_fetch;
+    r.answer = runner_.Run(request->body, request->query);
     loop_.Post([this, worker_id, r = std::move(r), answered, shared_done, timer]() mutable {
       if (timer != 0) loop_.Cancel(timer);
       for (auto& w : workers_) {

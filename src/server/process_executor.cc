@@ -533,30 +533,31 @@ void ProcessExecutor::OnResponse(int slot_id, std::uint64_t generation, StatusOr
   }
   loop_.Cancel(slot->request_timer);
   ExecResult r;
-  r.http_status = response->status;
-  r.content_type = response->content_type;
-  r.body = std::move(response->body);
+  AnnotateOutcome& a = r.answer;
+  a.http_status = response->status;
+  a.content_type = response->content_type;
+  a.body = std::move(response->body);
   const std::string_view failure = FindHeader(response->headers, kFailureHeader);
   if (failure == "app-oom") {
-    r.failure = FailureKind::kAppOom;
+    a.failure = FailureKind::kAppOom;
   } else if (failure == "app-error") {
-    r.failure = FailureKind::kAppError;
+    a.failure = FailureKind::kAppError;
   } else if (failure == "bad-input") {
-    r.failure = FailureKind::kBadInput;
+    a.failure = FailureKind::kBadInput;
   } else if (failure == "bad-parameters") {
-    r.failure = FailureKind::kBadParameters;
-  } else if (!options_.external_command.empty() && r.http_status >= 500 && LooksLikeOutOfMemory(r.body)) {
-    r.failure = FailureKind::kAppOom;  // an external app's CUDA OOM answer
+    a.failure = FailureKind::kBadParameters;
+  } else if (!options_.external_command.empty() && a.http_status >= 500 && LooksLikeOutOfMemory(a.body)) {
+    a.failure = FailureKind::kAppOom;  // an external app's CUDA OOM answer
   }
-  if (r.failure == FailureKind::kAppOom || r.failure == FailureKind::kAppError) r.error = "app failure";
+  if (a.failure == FailureKind::kAppOom || a.failure == FailureKind::kAppError) a.error = "app failure";
   std::string_view views = FindHeader(response->headers, kNewViewsHeader);
   while (!views.empty()) {
     auto comma = views.find(',');
-    if (comma != 0) r.new_view_ids.emplace_back(views.substr(0, comma));
+    if (comma != 0) a.new_view_ids.emplace_back(views.substr(0, comma));
     if (comma == std::string_view::npos) break;
     views.remove_prefix(comma + 1);
   }
-  r.hw_fetch = FindHeader(response->headers, kHwFetchHeader) == "1";
+  a.hw_fetch = FindHeader(response->headers, kHwFetchHeader) == "1";
 
   auto done = std::move(slot->done);
   slot->done = nullptr;

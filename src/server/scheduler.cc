@@ -463,8 +463,8 @@ std::string Scheduler::ForwardTarget(const HttpRequest& request) const {
 
 std::string Scheduler::AddProfiling(const Job& job, const ExecResult& result, const vram::Sampler::Window* window,
                                     bool hardware, bool running_time) {
-  auto tree = mmif::ParseJson(result.body);
-  if (!tree.ok() || !tree->is_object()) return result.body;
+  auto tree = mmif::ParseJson(result.answer.body);
+  if (!tree.ok() || !tree->is_object()) return result.answer.body;
   json::array cuda;
   if (const gpu::DeviceInfo* d = hardware ? DeviceInfoFor(job.device) : nullptr) {
     // Per-process accounting reports the worker's peak usage during the
@@ -475,7 +475,7 @@ std::string Scheduler::AddProfiling(const Job& job, const ExecResult& result, co
   }
   // The views this request added: the worker names them (native apps), or
   // they are the app's views that were not in the input (external apps).
-  std::vector<std::string> new_views = result.new_view_ids;
+  std::vector<std::string> new_views = result.answer.new_view_ids;
   if (options_.external) {
     std::vector<std::string> input_views;
     if (auto in = mmif::ParseJson(job.call.request.body); in.ok() && in->is_object()) {
@@ -510,7 +510,7 @@ std::string Scheduler::AddProfiling(const Job& job, const ExecResult& result, co
   const std::string elapsed =
       FormatRunningTime(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - job.dispatched));
   json::value* views = tree->get_object().if_contains("views");
-  if (views == nullptr || !views->is_array()) return result.body;
+  if (views == nullptr || !views->is_array()) return result.answer.body;
   for (auto& v : views->get_array()) {
     if (!v.is_object()) continue;
     const json::value* id = v.get_object().if_contains("id");
@@ -569,9 +569,9 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
   HttpResponse response;
   switch (result.fate) {
     case ExecResult::Fate::kAnswered: {
-      response.status = result.http_status;
-      response.content_type = result.content_type;
-      if (result.failure == FailureKind::kAppOom) {
+      response.status = result.answer.http_status;
+      response.content_type = result.answer.content_type;
+      if (result.answer.failure == FailureKind::kAppOom) {
         // Admission let it in and it still ran out: learn, recycle, and let
         // the client retry.
         metrics_.Add("clams_oom_total", {});
@@ -587,9 +587,9 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
         response.status = kHttpUnavailable;
         response.headers.emplace_back("Retry-After", std::to_string(RetryAfter(0)));
         CLAMS_LOG(kWarning, "request {} ran out of GPU memory on worker {} (class {}): {}", job.id, job.worker_id,
-                  job.cls.key, result.error);
-        response.body = std::move(result.body);
-      } else if (result.http_status == 200) {
+                  job.cls.key, result.answer.error);
+        response.body = std::move(result.answer.body);
+      } else if (result.answer.http_status == 200) {
         WorkerMemory& mem = worker_memory_[job.worker_id];
         const bool same_class = mem.last_class == job.cls.key;
         if (profiles_ != nullptr && gpus && (growth > 0 || runner_.metadata().est_gpu_mem_min > 0)) {
@@ -627,9 +627,9 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
         const bool add_time = front_only("runningTime") && job.params.GetBool("runningTime");
         response.body = add_hardware || add_time
                             ? AddProfiling(job, result, window ? &*window : nullptr, add_hardware, add_time)
-                            : std::move(result.body);
+                            : std::move(result.answer.body);
       } else {
-        response.body = std::move(result.body);
+        response.body = std::move(result.answer.body);
       }
       break;
     }

@@ -371,6 +371,10 @@ class Mmif {
   friend class View;
   struct Impl;
   explicit Mmif(std::unique_ptr<Impl> impl);
+  // Calls fn(alignment, source, target) for every Alignment annotation whose
+  // two ends resolve (defined and used in mmif.cc only).
+  template <typename Fn>
+  void ForEachAlignment(Fn&& fn) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -47,16 +47,7 @@ class Workload {
                                                        env_);
     EXPECT_TRUE(WaitReady(port())) << server_->Log();
     // /ready needs one worker; tests reason about all of them.
-    EXPECT_TRUE(testing::WaitFor(
-        [&] {
-          json::value rt = Runtime();
-          if (!rt.is_object()) return false;
-          for (const auto& wk : rt.at("workers").as_array()) {
-            if (wk.at("state") != "idle") return false;
-          }
-          return true;
-        },
-        std::chrono::seconds(30)))
+    EXPECT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(port()); }, std::chrono::seconds(30)))
         << server_->Log();
   }
   ~Workload() {
@@ -72,33 +63,11 @@ class Workload {
     if (r.content_type == "application/json") KeepForSchemaCheck(r.body);
     return r;
   }
-  json::value Runtime() {
-    HttpResponse r = Call(port(), "GET", "/?includeVRAM=true");
-    EXPECT_EQ(r.status, 200);
-    json::value md = Json(r.body);
-    return md.is_object() ? md.at("runtime") : json::value();
-  }
-  std::vector<int> Pids() {
-    std::vector<int> pids;
-    json::value rt = Runtime();
-    for (const auto& w : rt.at("workers").as_array()) pids.push_back(static_cast<int>(w.at("pid").as_int64()));
-    return pids;
-  }
-  bool AllIdle(std::size_t count) {
-    json::value rt = Runtime();
-    const auto& workers = rt.at("workers").as_array();
-    if (workers.size() != count) return false;
-    for (const auto& w : workers) {
-      if (w.at("state") != "idle") return false;
-    }
-    return true;
-  }
+  json::value Runtime() { return e2e::Runtime(port()); }
+  std::vector<int> Pids() { return WorkerPids(port()); }
+  bool AllIdle(std::size_t count) { return AllWorkersIdle(port(), count); }
   // The simulated devices as `clams gpu --json` sees them.
-  json::value Gpus() {
-    auto r = testing::RunProgram({testing::BuiltBinary("src/cli/clams").string(), "gpu", "--json"}, env_);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Json(r.out);
-  }
+  json::value Gpus() { return e2e::Gpus(env_); }
   std::string Metrics() { return Call(port(), "GET", "/metrics").body; }
 
  private:
@@ -107,8 +76,6 @@ class Workload {
   std::map<std::string, std::string> env_;
   std::unique_ptr<testing::ServerProcess> server_;
 };
-
-const json::object& LastView(const json::value& mmif) { return mmif.at("views").as_array().back().as_object(); }
 
 std::string ErrorMessage(const HttpResponse& r) {
   json::value v = Json(r.body);

@@ -43,16 +43,7 @@ class Served {
                                                        std::vector<std::string>{"serve"});
     EXPECT_TRUE(WaitReady(port(), std::chrono::seconds(60))) << server_->Log();
     // /ready needs one worker; tests reason about all of them.
-    EXPECT_TRUE(testing::WaitFor(
-        [&] {
-          json::value rt = Runtime();
-          if (!rt.is_object()) return false;
-          for (const auto& wk : rt.at("workers").as_array()) {
-            if (wk.at("state") != "idle") return false;
-          }
-          return !rt.at("workers").as_array().empty();
-        },
-        std::chrono::seconds(60)))
+    EXPECT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(port()); }, std::chrono::seconds(60)))
         << server_->Log();
   }
   ~Served() {
@@ -65,31 +56,10 @@ class Served {
     if (r.status == 200) KeepForSchemaCheck(r.body);
     return r;
   }
-  json::value Runtime() {
-    HttpResponse r = Call(port(), "GET", "/?includeVRAM=true");
-    json::value md = Json(r.body);
-    return md.is_object() ? md.at("runtime") : json::value();
-  }
-  std::vector<int> Pids() {
-    std::vector<int> pids;
-    json::value rt = Runtime();
-    for (const auto& w : rt.at("workers").as_array()) pids.push_back(static_cast<int>(w.at("pid").as_int64()));
-    return pids;
-  }
-  bool AllIdle(std::size_t n) {
-    json::value rt = Runtime();
-    const auto& ws = rt.at("workers").as_array();
-    if (ws.size() != n) return false;
-    for (const auto& w : ws) {
-      if (w.at("state") != "idle") return false;
-    }
-    return true;
-  }
-  json::value Device() {
-    auto r = testing::RunProgram({testing::BuiltBinary("src/cli/clams").string(), "gpu", "--json"}, env_);
-    json::value v = Json(r.out);
-    return v.at("devices").as_array()[0];
-  }
+  json::value Runtime() { return e2e::Runtime(port()); }
+  std::vector<int> Pids() { return WorkerPids(port()); }
+  bool AllIdle(std::size_t n) { return AllWorkersIdle(port(), n); }
+  json::value Device() { return Gpus(env_).at("devices").as_array()[0]; }
   std::string Metrics() { return Call(port(), "GET", "/metrics").body; }
 
  private:
@@ -97,8 +67,6 @@ class Served {
   std::map<std::string, std::string> env_;
   std::unique_ptr<testing::ServerProcess> server_;
 };
-
-const json::object& LastView(const json::value& mmif) { return mmif.at("views").as_array().back().as_object(); }
 
 class ServeTest : public ::testing::Test {
  protected:

@@ -55,8 +55,6 @@ class DevServerTest : public ::testing::Test {
 testing::ServerProcess* DevServerTest::splitter_ = nullptr;
 testing::ServerProcess* DevServerTest::test_app_ = nullptr;
 
-const json::object& LastView(const json::value& mmif) { return mmif.at("views").as_array().back().as_object(); }
-
 // --- GET / --------------------------------------------------------------------
 
 TEST_F(DevServerTest, GetReturnsMetadataWithUniversalParametersLast) {

@@ -96,4 +96,40 @@ bool WaitReady(int port, std::chrono::milliseconds timeout) {
       timeout);
 }
 
+boost::json::value Runtime(int port) {
+  HttpResponse r = Call(port, "GET", "/?includeVRAM=true");
+  if (r.status != 200) return nullptr;
+  boost::json::value md = Json(r.body);
+  return md.is_object() && md.get_object().contains("runtime") ? md.at("runtime") : boost::json::value();
+}
+
+std::vector<int> WorkerPids(int port) {
+  std::vector<int> pids;
+  boost::json::value rt = Runtime(port);
+  if (!rt.is_object()) return pids;
+  for (const auto& w : rt.at("workers").as_array()) pids.push_back(static_cast<int>(w.at("pid").as_int64()));
+  return pids;
+}
+
+bool AllWorkersIdle(int port, std::size_t count) {
+  boost::json::value rt = Runtime(port);
+  if (!rt.is_object()) return false;
+  const auto& workers = rt.at("workers").as_array();
+  if (workers.empty() || (count != 0 && workers.size() != count)) return false;
+  for (const auto& w : workers) {
+    if (w.at("state") != "idle") return false;
+  }
+  return true;
+}
+
+boost::json::value Gpus(const std::map<std::string, std::string>& env) {
+  auto r = testing::RunProgram({testing::BuiltBinary("src/cli/clams").string(), "gpu", "--json"}, env);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return Json(r.out);
+}
+
+const boost::json::object& LastView(const boost::json::value& mmif) {
+  return mmif.at("views").as_array().back().as_object();
+}
+
 }  // namespace clams::e2e

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "clams/mmif/json.h"
 #include "server/http.h"
@@ -38,6 +40,17 @@ std::string TextMmif(const std::string& text, const std::string& id = "d1");
 
 /// Waits until GET /ready answers 200.
 bool WaitReady(int port, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+/// The `runtime` object of GET /?includeVRAM=true (null if unavailable).
+boost::json::value Runtime(int port);
+/// The pids of the server's workers, by worker id.
+std::vector<int> WorkerPids(int port);
+/// True if there are `count` workers (any number > 0 when 0) and all are idle.
+bool AllWorkersIdle(int port, std::size_t count = 0);
+/// The devices `clams gpu --json` reports with `env` (simulated GPUs).
+boost::json::value Gpus(const std::map<std::string, std::string>& env);
+/// The last view of an MMIF document.
+const boost::json::object& LastView(const boost::json::value& mmif);
 
 }  // namespace clams::e2e
 
