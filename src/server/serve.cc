@@ -58,6 +58,15 @@ Status SetLogLevel(const std::string& name) {
   return Status::Ok();
 }
 
+// The settings every server command reads after its flags: environment
+// fallbacks, the log level and the access log.
+Status ApplyLoggingAndEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source) {
+  CLAMS_RETURN_IF_ERROR(server::ApplyEnvironment(options, workers_from_flag, workers_source));
+  CLAMS_RETURN_IF_ERROR(SetLogLevel(options.log_level).WithContext("--log-level"));
+  log::SetAccessLogEnabled(!options.no_access_log);
+  return Status::Ok();
+}
+
 // --- local batch use ---------------------------------------------------------
 
 void PrintAnnotateUsage(const AppMetadata& md, std::ostream& out, const char* argv0) {
@@ -419,15 +428,10 @@ int Serve(App& app, int argc, char** argv) {
     return 0;
   }
   std::string workers_source;
-  if (Status s = server::ApplyEnvironment(options, cli.count("--workers") > 0, &workers_source); !s.ok()) {
-    std::cerr << s.message() << "\n";
+  if (Status st = ApplyLoggingAndEnvironment(options, cli.count("--workers") > 0, &workers_source); !st.ok()) {
+    std::cerr << st.message() << "\n";
     return 2;
   }
-  if (Status s = SetLogLevel(options.log_level); !s.ok()) {
-    std::cerr << "--log-level: " << s.message() << "\n";
-    return 2;
-  }
-  log::SetAccessLogEnabled(!options.no_access_log);
   if (!options.worker_socket.empty()) {
     return server::RunNativeWorker(runner, options.worker_socket, options.worker_ready_fd);
   }
@@ -457,15 +461,10 @@ int ServeExternal(int argc, char** argv) {
     return cli.exit(e);
   }
   std::string workers_source;
-  if (Status s = server::ApplyEnvironment(o, cli.count("--workers") > 0, &workers_source); !s.ok()) {
-    std::cerr << s.message() << "\n";
+  if (Status st = ApplyLoggingAndEnvironment(o, cli.count("--workers") > 0, &workers_source); !st.ok()) {
+    std::cerr << st.message() << "\n";
     return 2;
   }
-  if (Status s = SetLogLevel(o.log_level); !s.ok()) {
-    std::cerr << "--log-level: " << s.message() << "\n";
-    return 2;
-  }
-  log::SetAccessLogEnabled(!o.no_access_log);
   if (std::none_of(command.begin(), command.end(), [](const std::string& a) {
         return a.find("{port}") != std::string::npos || a.find("{socket}") != std::string::npos;
       })) {
