@@ -6,7 +6,10 @@
 #   3. checks the CUDA_VISIBLE_DEVICES mapping (a UUID pins one GPU as ordinal 0;
 #      "1,0" reverses the first two),
 #   4. runs clams_gpu_alloc_check: allocations of several sizes through the CUDA
-#      allocator in a child process against what NVML reports for that process.
+#      allocator in a child process against what NVML reports for that process,
+#   5. runs bench/gpu/workload_check.sh: the vram-workload app with real CUDA
+#      memory (measured peaks vs allocated sizes) and the admission scenario
+#      (more workers than fit, zero CUDA OOM).
 # Without a GPU it says so and exits 0.
 #
 #   bench/gpu/verify.sh [BUILD_DIR]      (default: build; env SIZES=256MiB,1GiB,4GiB)
@@ -102,6 +105,9 @@ fi
 echo "== allocations in a child process, as NVML reports them (GPU 0; sizes $SIZES)"
 echo "   context = the child's usage after creating its CUDA context; growth = after - context"
 "$CHECK" --device 0 --sizes "$SIZES" 2>/dev/null || status=1
+
+echo "== vram-workload with real CUDA memory"
+bench/gpu/workload_check.sh "$BUILD" || status=1
 
 if [ $status -eq 0 ]; then echo "verify: OK"; else echo "verify: FAILED"; fi
 exit $status
