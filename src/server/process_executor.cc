@@ -178,11 +178,20 @@ void ProcessExecutor::AddWorkers(const std::vector<int>& devices) {
 
 Endpoint ProcessExecutor::WorkerEndpoint(int worker_id) const {
   for (const auto& s : slots_) {
-    if (s->info.id != worker_id) continue;
-    if (options_.external_command.empty()) return Endpoint{s->socket_path, "", 0};
-    return Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(s->port)};
+    if (s->info.id == worker_id) return EndpointOf(*s);
   }
   return Endpoint{};
+}
+
+Endpoint ProcessExecutor::EndpointOf(const Slot& slot) const {
+  // Native workers and external commands with {socket} listen on a Unix
+  // socket; other external commands on their loopback {port}.
+  const bool external = !options_.external_command.empty();
+  const bool uses_socket =
+      !external || std::any_of(options_.external_command.begin(), options_.external_command.end(),
+                               [](const std::string& a) { return a.find("{socket}") != std::string::npos; });
+  if (uses_socket) return Endpoint{slot.socket_path, "", 0};
+  return Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(slot.port)};
 }
 
 std::vector<WorkerInfo> ProcessExecutor::Workers() const {
@@ -212,6 +221,8 @@ void ProcessExecutor::Spawn(Slot& slot) {
   if (external) {
     slot.port = FreeLoopbackPort();
     slot.socket_path = (options_.socket_dir / ("app-" + std::to_string(slot.info.id) + ".sock")).string();
+    std::error_code ec;
+    std::filesystem::remove(slot.socket_path, ec);  // a previous copy's socket
     for (const auto& a : options_.external_command) {
       args.push_back(Replace(Replace(a, "{port}", std::to_string(slot.port)), "{socket}", slot.socket_path));
     }
@@ -349,8 +360,7 @@ void ProcessExecutor::PollExternalReady(int slot_id, std::uint64_t generation) {
       slot->info.pid <= 0) {
     return;
   }
-  auto conn = std::shared_ptr<HttpConnection>(HttpConnection::Create(loop_, Endpoint{"", "127.0.0.1",
-                                                                                     static_cast<std::uint16_t>(slot->port)}));
+  auto conn = std::shared_ptr<HttpConnection>(HttpConnection::Create(loop_, EndpointOf(*slot)));
   HttpRequest probe;
   probe.method = "GET";
   probe.target = "/";
@@ -370,11 +380,7 @@ void ProcessExecutor::BecomeReady(Slot& slot) {
   loop_.Cancel(slot.ready_timer);
   slot.info.state = vram::WorkerState::kIdle;
   slot.info.last_used = Clock::now();
-  if (options_.external_command.empty()) {
-    slot.conn = HttpConnection::Create(loop_, Endpoint{slot.socket_path, "", 0});
-  } else {
-    slot.conn = HttpConnection::Create(loop_, Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(slot.port)});
-  }
+  slot.conn = HttpConnection::Create(loop_, EndpointOf(slot));
   CLAMS_LOG(kInfo, "worker {} ready (pid {}, {:.0f} ms to start)", slot.info.id, slot.info.pid,
             std::chrono::duration<double, std::milli>(Clock::now() - slot.spawned).count());
   if (reloading_slot_ == slot.info.id) reloading_slot_ = 0;

@@ -95,6 +95,7 @@ class ProcessExecutor : public Executor {
   void Stop(Slot& slot, std::string_view reason, bool count_restart);
   void AdvanceReload();
   Slot* Find(int slot_id);
+  Endpoint EndpointOf(const Slot& slot) const;
   std::uint64_t DrawMaxRequests();
   void Notify();
 

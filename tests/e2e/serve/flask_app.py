@@ -120,8 +120,13 @@ def annotate():
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--socket", help="listen on this Unix socket instead")
     args = parser.parse_args()
     import logging
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app.run(host="127.0.0.1", port=args.port, threaded=False)
+    if args.socket:
+        from werkzeug.serving import run_simple
+        run_simple("unix://" + args.socket, 0, app, threaded=False)
+    else:
+        app.run(host="127.0.0.1", port=args.port, threaded=False)

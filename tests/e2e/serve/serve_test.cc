@@ -29,14 +29,15 @@ std::string EmptyMmif() {
 
 class Served {
  public:
-  Served(const std::string& gpus, std::vector<std::string> args) {
+  Served(const std::string& gpus, std::vector<std::string> args, bool unix_socket = false) {
     const std::string clams = testing::BuiltBinary("src/cli/clams").string();
     env_ = {{"CLAMS_SIM_GPUS", gpus}, {"CLAMS_SIM_STATE", (tmp_.path() / "sim").string()},
             {"CLAMS_PROFILE_DIR", (tmp_.path() / "profiles").string()}, {"CLAMS_BIN", clams}};
     std::vector<std::string> argv = args;
     for (const std::string& a : {std::string("--"), std::string("/usr/bin/python3"),
                                  (testing::SourceDir() / "tests/e2e/serve/flask_app.py").string(),
-                                 std::string("--port"), std::string("{port}")}) {
+                                 std::string(unix_socket ? "--socket" : "--port"),
+                                 std::string(unix_socket ? "{socket}" : "{port}")}) {
       argv.push_back(a);
     }
     server_ = std::make_unique<testing::ServerProcess>(clams, argv, env_, std::chrono::seconds(60),
@@ -170,6 +171,16 @@ TEST_F(ServeTest, SigtermDrainsAndStopsTheAppProcesses) {
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   for (int pid : pids) EXPECT_NE(::kill(pid, 0), 0) << pid;  // gone
+}
+
+TEST_F(ServeTest, AppsListeningOnAUnixSocketWork) {
+  Served s("8GiB", {"--workers", "2"}, /*unix_socket=*/true);
+  EXPECT_THAT(Call(s.port(), "GET", "/").body, StartsWith("{\"name\": \"Flask Test App\""));
+  HttpResponse r = s.Post("?allocMiB=500&holdMs=50&hwFetch=true");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::value out = Json(r.body);
+  EXPECT_EQ(LastView(out).at("metadata").at("appProfiling").at("hardware").at("cuda"),
+            (json::array{"Simulated GPU 0, 8192 MiB total, 8192 MiB available, 500 MiB peak used"}));
 }
 
 TEST_F(ServeTest, AppThatNeverAnswersFailsStartupWithAClearMessage) {
