@@ -124,6 +124,10 @@ std::vector<vram::InFlight> Scheduler::InFlightLedger() const {
   return out;
 }
 
+std::size_t Scheduler::Ahead(std::uint64_t job_id) const {
+  return static_cast<std::size_t>(std::find(queue_.begin(), queue_.end(), job_id) - queue_.begin());
+}
+
 int Scheduler::RetryAfter(std::size_t ahead) const {
   std::size_t workers = 0;
   for (const auto& w : executor_.Workers()) {
@@ -151,11 +155,7 @@ void Scheduler::Reject(Job& job, int status, std::string_view reason, std::strin
   r.content_type = o.content_type;
   r.body = std::move(o.body);
   if (retry_after) {
-    std::size_t ahead = 0;
-    for (auto id : queue_) {
-      if (id == job.id) break;
-      ++ahead;
-    }
+    const std::size_t ahead = Ahead(job.id);
     r.headers.emplace_back("Retry-After", std::to_string(RetryAfter(ahead)));
   }
   if (HasGpus()) {
@@ -307,11 +307,7 @@ void Scheduler::OnQueueTimeout(std::uint64_t job_id) {
   } else {
     why = "no worker became free";
   }
-  std::size_t ahead = 0;
-  for (auto id : queue_) {
-    if (id == job_id) break;
-    ++ahead;
-  }
+  const std::size_t ahead = Ahead(job_id);
   Reject(job, kHttpUnavailable, "queue_timeout",
          "waited " + fmt::format("{:.0f}", Seconds(Clock::now() - job.arrived)) + " s (--queue-timeout) without " +
              "being admitted: " + why + "; " + std::to_string(ahead) + " request(s) ahead",
@@ -723,11 +719,7 @@ json::object Scheduler::Runtime() const {
       o["total_bytes"] = d.total_bytes;
       o["used_bytes"] = d.used_bytes;
       o["free_bytes"] = d.free_bytes;
-      std::uint64_t reserved = 0;
-      for (const auto& f : ledger) {
-        if (f.device == d.index && f.need_bytes > f.growth_bytes) reserved += f.need_bytes - f.growth_bytes;
-      }
-      o["reserved_bytes"] = reserved;
+      o["reserved_bytes"] = vram::OutstandingBytes(d.index, ledger);
       if (d.simulated) {
         o["high_water_bytes"] = d.high_water_bytes;
         o["oom_events"] = d.oom_events;
@@ -809,11 +801,8 @@ void Scheduler::UpdateGauges() {
       Labels l{{"device", std::to_string(d.index)}, {"uuid", d.uuid}};
       metrics_.Set("clams_gpu_memory_total_bytes", l, static_cast<double>(d.total_bytes));
       metrics_.Set("clams_gpu_memory_used_bytes", l, static_cast<double>(d.used_bytes));
-      std::uint64_t reserved = 0;
-      for (const auto& f : ledger) {
-        if (f.device == d.index && f.need_bytes > f.growth_bytes) reserved += f.need_bytes - f.growth_bytes;
-      }
-      metrics_.Set("clams_gpu_memory_reserved_bytes", l, static_cast<double>(reserved));
+      metrics_.Set("clams_gpu_memory_reserved_bytes", l,
+                   static_cast<double>(vram::OutstandingBytes(d.index, ledger)));
     }
     metrics_.Set("clams_gpu_accounting_per_process", {}, sampler_->per_process() ? 1 : 0);
   }

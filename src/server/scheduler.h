@@ -100,6 +100,8 @@ class Scheduler {
   void ScheduleRecheck();
   void MaybeFinishDrain();
   int RetryAfter(std::size_t ahead) const;
+  /// Requests queued before `job_id` (the queue length if it is not queued).
+  std::size_t Ahead(std::uint64_t job_id) const;
   std::vector<vram::InFlight> InFlightLedger() const;
   std::string AddProfiling(const Job& job, const ExecResult& result, const vram::Sampler::Window* window,
                            bool hardware, bool running_time);

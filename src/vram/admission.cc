@@ -363,15 +363,21 @@ std::uint64_t SafetyBytes(const DeviceView& device, const AdmissionOptions& opti
   return std::max(options.headroom_bytes, ScaleBytes(device.total_bytes, fraction));
 }
 
-std::int64_t HeadroomBytes(const DeviceView& device, const std::vector<InFlight>& in_flight,
-                           const AdmissionOptions& options) {
-  std::int64_t headroom = ToSigned(device.free_bytes);
+std::uint64_t OutstandingBytes(int device_index, const std::vector<InFlight>& in_flight) {
+  std::uint64_t outstanding = 0;
   for (const InFlight& f : in_flight) {
-    if (f.device != device.index) continue;
-    if (f.need_bytes > f.growth_bytes) {
-      headroom = SubSat(headroom, ToSigned(f.need_bytes - f.growth_bytes));
+    if (f.device == device_index && f.need_bytes > f.growth_bytes) {
+      const std::uint64_t left = f.need_bytes - f.growth_bytes;
+      outstanding = left > UINT64_MAX - outstanding ? UINT64_MAX : outstanding + left;
     }
   }
+  return outstanding;
+}
+
+std::int64_t HeadroomBytes(const DeviceView& device, const std::vector<InFlight>& in_flight,
+                           const AdmissionOptions& options) {
+  const std::int64_t headroom =
+      SubSat(ToSigned(device.free_bytes), ToSigned(OutstandingBytes(device.index, in_flight)));
   return SubSat(headroom, ToSigned(SafetyBytes(device, options)));
 }
 

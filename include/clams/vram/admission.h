@@ -154,6 +154,10 @@ struct Decision {
 
 /// safety_d for a device (headroom_fraction clamped to [0, 1], rounded up).
 std::uint64_t SafetyBytes(const DeviceView& device, const AdmissionOptions& options);
+/// sum(outstanding_i) on device `device_index`: what the requests running
+/// there were admitted for and have not allocated yet (the ledger's
+/// reservation, clams_gpu_memory_reserved_bytes).
+std::uint64_t OutstandingBytes(int device_index, const std::vector<InFlight>& in_flight);
 /// headroom(d) from the ledger (may be negative).
 std::int64_t HeadroomBytes(const DeviceView& device, const std::vector<InFlight>& in_flight,
                            const AdmissionOptions& options);

@@ -106,6 +106,18 @@ TEST(HeadroomBytesTest, FreeMinusOutstandingMinusSafety) {
             -static_cast<std::int64_t>(6 * kGiB + 512 * kMiB));
 }
 
+TEST(OutstandingBytesTest, SumsWhatRunningRequestsHaveNotAllocatedOnOneDevice) {
+  std::vector<InFlight> in_flight = {
+      Flight(1, 1, 0, 10 * kGiB, 4 * kGiB),  // 6 GiB still to come
+      Flight(2, 2, 0, 2 * kGiB, 3 * kGiB),   // grew past its estimate: nothing outstanding
+      Flight(3, 3, 1, 20 * kGiB, 0),         // another device
+      Flight(4, 4, 0, 3 * kGiB, 1 * kGiB),   // 2 GiB
+  };
+  EXPECT_EQ(OutstandingBytes(0, in_flight), 8 * kGiB);
+  EXPECT_EQ(OutstandingBytes(1, in_flight), 20 * kGiB);
+  EXPECT_EQ(OutstandingBytes(2, in_flight), 0u);
+}
+
 TEST(CanEverFitTest, TotalMinusSafetyOfSomeDevice) {
   const std::vector<DeviceView> devices = {Device(0, 16 * kGiB, 0), Device(1, 24 * kGiB, 0)};
   AdmissionOptions o = Half();
