@@ -16,4 +16,5 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/clamsConfig.cmake.in
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/clamsConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/clamsConfig.cmake ${PROJECT_BINARY_DIR}/clamsConfigVersion.cmake
+  ${PROJECT_SOURCE_DIR}/cmake/ClamsAppVersion.cmake ${PROJECT_SOURCE_DIR}/cmake/ClamsAppVersionStamp.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/clams)

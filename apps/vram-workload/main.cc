@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "clams/app/app.h"
@@ -67,13 +68,22 @@ class VramWorkload : public clams::App {
                           .type = clams::ParamType::kBoolean,
                           .default_value = true});
     (void)m.AddParameter({.name = "failMode",
-                          .description = "For fault tests: none, oom (an out-of-memory error), crash (abort), "
-                                         "hang (never returns).",
+                          .description = "For fault tests: none; oom (loads the model, holds the activations, "
+                                         "then fails as CUDA does when one more allocation does not fit); "
+                                         "location (an error quoting the first document's location, as an app "
+                                         "that cannot open it does); crash (abort); hang (never returns).",
                           .type = clams::ParamType::kString,
-                          .choices = {"none", "oom", "crash", "hang"},
+                          .choices = {"none", "oom", "location", "crash", "hang"},
                           .default_value = "none"});
     return m;
   }
+
+  // Only the model shapes memory: holdMs=200 and holdMs=2000 are one class.
+  std::vector<std::string> ClassParameters() const override { return {"model"}; }
+
+  // Requests share a worker's models (load once, serve many): the cache is
+  // guarded, each request holds its own activations.
+  bool thread_safe() const override { return true; }
 
   std::optional<std::uint64_t> EstimateVram(const clams::Params& params) const override {
     if (!params.GetBool("declareVram")) return std::nullopt;
@@ -87,28 +97,40 @@ class VramWorkload : public clams::App {
     if (mode == "hang") {
       for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
     }
-    if (!allocator_) {
-      auto a = clams::gpu::DeviceAllocator::Create(clams::gpu::AllocatorOptions::FromEnvironment());
-      if (!a.ok()) {
-        return clams::FailedPreconditionError("vram-workload needs a GPU (CUDA runtime) or CLAMS_SIM_GPUS: " +
-                                              a.status().message());
-      }
-      allocator_ = std::move(a).value();
+    if (mode == "location") {
+      const auto docs = mmif.documents();
+      const std::string location = docs.empty() ? "" : std::string(docs.front().location().value_or(""));
+      return clams::UnknownError("FileNotFoundError: cannot open " + location);
     }
+    clams::gpu::DeviceAllocator* allocator = nullptr;
     const std::string model = params.GetString("model");
     const std::uint64_t weights = ModelBytes().at(model);
-    if (mode == "oom") {
-      return clams::ResourceExhaustedError("CUDA out of memory. Tried to allocate " +
-                                           std::to_string(weights >> 20) + " MiB (failMode=oom)");
-    }
-    auto cached = cache_.find(model);
-    if (cached == cache_.end()) {
-      CLAMS_ASSIGN_OR_RETURN(clams::gpu::DeviceBuffer w, allocator_->Allocate(0, weights));
-      cached = cache_.emplace(model, std::move(w)).first;
-      CLAMS_LOG(kInfo, "vram-workload: loaded model {} ({} MiB)", model, weights >> 20);
+    {
+      // One copy of each model per worker, loaded by the first request that
+      // needs it; concurrent requests for it wait for the load.
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!allocator_) {
+        auto a = clams::gpu::DeviceAllocator::Create(clams::gpu::AllocatorOptions::FromEnvironment());
+        if (!a.ok()) {
+          return clams::FailedPreconditionError("vram-workload needs a GPU (CUDA runtime) or CLAMS_SIM_GPUS: " +
+                                                a.status().message());
+        }
+        allocator_ = std::move(a).value();
+      }
+      allocator = allocator_.get();
+      if (cache_.find(model) == cache_.end()) {
+        CLAMS_ASSIGN_OR_RETURN(clams::gpu::DeviceBuffer w, allocator_->Allocate(0, weights));
+        cache_.emplace(model, std::move(w));
+        CLAMS_LOG(kInfo, "vram-workload: loaded model {} ({} MiB)", model, weights >> 20);
+      }
     }
     {
-      CLAMS_ASSIGN_OR_RETURN(clams::gpu::DeviceBuffer activations, allocator_->Allocate(0, Activations(weights)));
+      CLAMS_ASSIGN_OR_RETURN(clams::gpu::DeviceBuffer activations, allocator->Allocate(0, Activations(weights)));
+      if (mode == "oom") {
+        // What a framework reports when the next allocation does not fit.
+        return clams::ResourceExhaustedError("CUDA out of memory. Tried to allocate " + std::to_string(weights >> 20) +
+                                             " MiB (failMode=oom)");
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(params.GetInt("holdMs")));
     }
     auto sources = mmif.DocumentsByType(vocab::kAudioDocument);
@@ -127,6 +149,7 @@ class VramWorkload : public clams::App {
   }
 
  private:
+  std::mutex mu_;
   std::unique_ptr<clams::gpu::DeviceAllocator> allocator_;
   std::map<std::string, clams::gpu::DeviceBuffer> cache_;
 };

@@ -264,8 +264,6 @@ class Simulation {
             kAppId, "v1", std::string("{\"model\":\"") + kModels[m].name + "\"}"));
       }
       options_.headroom_bytes = kClamsHeadroom;
-      options_.backfill_window =
-          std::chrono::milliseconds(static_cast<std::int64_t>(kBackfillWindowSeconds * 1000));
     }
   }
 
@@ -417,10 +415,10 @@ class Simulation {
     if (policy_ == Policy::kClamsCpp || policy_ == Policy::kOracle) {
       // The server recycles a worker after an OOM and raises the estimate.
       if (store_) {
-        store_
-            ->RecordOom(classes_[arrivals_[r.request].model], {}, r.allocated,
-                        vram::ScaleBytes(r.need, vram::kOomRaiseFactor), "Simulated 24 GiB")
-            .IgnoreError();
+        const std::uint64_t floor = std::min(
+            std::max(vram::ScaleBytes(r.need, vram::kOomRaiseFactor), vram::ScaleBytes(r.allocated, vram::kOomRaiseFactor)),
+            kTotal - kClamsHeadroom - vram::kDefaultFreshWorkerBytes);
+        store_->RecordOom(classes_[arrivals_[r.request].model], {}, r.warm, floor, "Simulated 24 GiB").IgnoreError();
       }
       w.state = WState::kStopping;
       w.state_until = now_ + kStopSeconds;
@@ -475,6 +473,13 @@ class Simulation {
     if (profiles_changed) {
       for (Queued& q : queue_) q.estimate = EstimateFor(arrivals_[q.request].model);
     }
+  }
+
+  // The class's mean duration from its profile (0: unknown).
+  double ExpectedMs(int model) const {
+    if (!store_) return 0;
+    std::optional<vram::Profile> p = store_->Get(classes_[model].key);
+    return p ? p->mean_duration_ms : 0;
   }
 
   vram::Estimate EstimateFor(int model) const {
@@ -604,7 +609,7 @@ class Simulation {
       r.class_key = classes_[arrivals_[q.request].model].key;
       r.estimate = q.estimate;
       r.arrived = At(arrivals_[q.request].time);
-      if (q.head_since) r.head_since = At(*q.head_since);
+      r.expected_ms = ExpectedMs(arrivals_[q.request].model);
       queue.push_back(std::move(r));
     }
     std::vector<vram::WorkerSlot> workers;
@@ -614,7 +619,10 @@ class Simulation {
       s.id = static_cast<int>(i);
       s.device = 0;
       s.state = SlotState(w.state);
-      s.last_class = w.last_model >= 0 ? classes_[w.last_model].key : "";
+      s.running = w.state == WState::kBusy ? 1 : 0;
+      for (int m = 0; m < kModelCount; ++m) {
+        if (w.cache & (1u << m)) s.classes.push_back(classes_[m].key);
+      }
       s.usage_bytes = w.Usage();
       s.last_used = At(w.last_used);
       workers.push_back(std::move(s));
@@ -628,6 +636,7 @@ class Simulation {
       f.need_bytes = r.need;
       f.growth_bytes = r.allocated;
       f.started = At(r.dispatched);
+      f.expected_ms = ExpectedMs(arrivals_[r.request].model);
       in_flight.push_back(f);
     }
     const std::vector<vram::DeviceView> devices = {{0, kTotal, kTotal - Used()}};
@@ -635,13 +644,6 @@ class Simulation {
     const vram::Decision d = vram::Decide(queue, workers, devices, in_flight, At(now_), options_);
     const auto end = std::chrono::steady_clock::now();
     result_.decide_us.push_back(std::chrono::duration<double, std::micro>(end - start).count());
-    if (d.head_blocked && !d.head_blocked->no_idle_worker) {
-      for (Queued& q : queue_) {
-        if (static_cast<std::uint64_t>(q.request) == d.head_blocked->request_id && !q.head_since) {
-          q.head_since = now_;
-        }
-      }
-    }
     for (int id : d.evict) Evict(id);
     for (const auto& x : d.dispatches) {
       const int request = static_cast<int>(x.request_id);
@@ -784,7 +786,8 @@ std::vector<double> DecideMicrobenchmark() {
     w.id = i;
     w.device = i % 2;
     w.state = i % 3 == 0 ? vram::WorkerState::kIdle : vram::WorkerState::kBusy;
-    w.last_class = vram::Md5Hex("class-" + std::to_string(i % 9));
+    w.running = w.state == vram::WorkerState::kBusy ? 1 : 0;
+    w.classes.push_back(vram::Md5Hex("class-" + std::to_string(i % 9)));
     w.usage_bytes = static_cast<std::uint64_t>(i % 5) * kGiB;
     w.last_used = t0 - std::chrono::seconds(i);
     workers.push_back(w);

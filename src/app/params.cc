@@ -276,11 +276,20 @@ std::string RecordedParameterValue(const AppMetadata& metadata, const RawParams:
   return entry.second.front();
 }
 
-std::string CanonicalClassParameters(const Params& params) {
-  std::vector<const json::key_value_pair*> items;
+json::object ClassParameterValues(const Params& params, const std::vector<std::string>& only) {
+  json::object out;
   for (const auto& kv : params.values()) {
-    if (!IsUniversalParameter(kv.key())) items.push_back(&kv);
+    if (IsUniversalParameter(kv.key())) continue;
+    if (!only.empty() && std::find(only.begin(), only.end(), std::string_view(kv.key())) == only.end()) continue;
+    out[kv.key()] = kv.value();
   }
+  return out;
+}
+
+std::string CanonicalClassParameters(const Params& params, const std::vector<std::string>& only) {
+  const json::object values = ClassParameterValues(params, only);
+  std::vector<const json::key_value_pair*> items;
+  for (const auto& kv : values) items.push_back(&kv);
   std::sort(items.begin(), items.end(), [](const auto* a, const auto* b) { return a->key() < b->key(); });
   json::object sorted;
   for (const auto* kv : items) sorted[kv->key()] = kv->value();

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <thread>
 #include <typeinfo>
@@ -219,13 +220,33 @@ std::string HostCpuDescription() {
   return fmt::format("{}, {} cores", machine, std::thread::hardware_concurrency());
 }
 
-bool LooksLikeOutOfMemory(std::string_view text) {
-  std::string t = Lower(text);
-  for (std::string_view needle : {"out of memory", "outofmemoryerror", "cuda_error_out_of_memory",
-                                  "cudaerrormemoryallocation", "resource_exhausted"}) {
-    if (t.find(needle) != std::string::npos) return true;
-  }
-  return false;
+std::uint64_t ParseTriedToAllocate(std::string_view text) {
+  constexpr std::string_view kNeedle = "Tried to allocate ";
+  const auto at = text.find(kNeedle);
+  if (at == std::string_view::npos) return 0;
+  std::string_view rest = text.substr(at + kNeedle.size());
+  std::size_t i = 0;
+  while (i < rest.size() && (std::isdigit(static_cast<unsigned char>(rest[i])) != 0 || rest[i] == '.')) ++i;
+  if (i == 0) return 0;
+  const std::string number(rest.substr(0, i));
+  char* end = nullptr;
+  const double value = std::strtod(number.c_str(), &end);
+  if (end != number.c_str() + number.size() || !(value >= 0) || !std::isfinite(value)) return 0;
+  while (i < rest.size() && rest[i] == ' ') ++i;
+  std::size_t j = i;
+  while (j < rest.size() && std::isalpha(static_cast<unsigned char>(rest[j])) != 0) ++j;
+  const std::string unit = Lower(rest.substr(i, j - i));
+  double scale = 0;
+  if (unit == "b" || unit == "bytes") scale = 1;
+  if (unit == "kib" || unit == "kb") scale = 1024.0;
+  if (unit == "mib" || unit == "mb") scale = 1024.0 * 1024;
+  if (unit == "gib" || unit == "gb") scale = 1024.0 * 1024 * 1024;
+  if (unit == "tib" || unit == "tb") scale = 1024.0 * 1024 * 1024 * 1024;
+  const double bytes = value * scale;
+  // Anything beyond 2^63 is not a real allocation.
+  constexpr double kMaxBytes = 9.2e18;
+  if (!(bytes > 0) || bytes > kMaxBytes) return 0;
+  return static_cast<std::uint64_t>(bytes);
 }
 
 StatusOr<EnvelopeScan> ScanEnvelope(std::string_view body) {
@@ -329,10 +350,6 @@ AnnotateOutcome AppRunner::ErrorViewAnswer(std::string_view body, const RawParam
 }
 
 AnnotateOutcome AppRunner::Run(std::string_view body, const RawParams& query, const RunHooks& hooks) {
-  return RunLocked(body, query, hooks);
-}
-
-AnnotateOutcome AppRunner::RunLocked(std::string_view body, const RawParams& query, const RunHooks& hooks) {
   // 1. Envelope and MMIF, parsed into one arena for the whole document (the
   // Mmif keeps it alive): far fewer allocations than the default storage.
   auto tree = mmif::ParseJson(body, json::make_shared_resource<json::monotonic_resource>(
@@ -351,8 +368,19 @@ AnnotateOutcome AppRunner::RunLocked(std::string_view body, const RawParams& que
   raw.MergeOverride(query);
   auto parsed = mmif::Mmif::FromJson(std::move(root));
   if (!parsed.ok()) return BadInput(parsed.status().message());
-  mmif::Mmif doc = std::move(parsed).value();
+  return RunDocument(std::move(parsed).value(), raw, hooks);
+}
 
+AnnotateOutcome AppRunner::RunPrepared(std::string_view mmif_text, const RawParams& raw, const RunHooks& hooks) {
+  auto tree = mmif::ParseJson(mmif_text, json::make_shared_resource<json::monotonic_resource>(
+                                             mmif_text.size() * kArenaBytesPerBodyByte));
+  if (!tree.ok()) return BadInput(tree.status().message());
+  auto parsed = mmif::Mmif::FromJson(std::move(*tree));
+  if (!parsed.ok()) return BadInput(parsed.status().message());
+  return RunDocument(std::move(parsed).value(), raw, hooks);
+}
+
+AnnotateOutcome AppRunner::RunDocument(mmif::Mmif doc, const RawParams& raw, const RunHooks& hooks) {
   // 2. Parameters.
   auto refined = RefineParams(metadata_, raw);
   if (!refined.ok()) {
@@ -387,12 +415,16 @@ AnnotateOutcome AppRunner::RunLocked(std::string_view body, const RawParams& que
     }
   }
   if (!status.ok()) {
-    const bool oom = status.code() == StatusCode::kResourceExhausted || LooksLikeOutOfMemory(status.message());
+    // Only the app's typed signal counts as running out of memory; words in
+    // a message (which may quote the input) never do.
+    const bool oom = status.code() == StatusCode::kResourceExhausted;
     std::string message = status.code() == StatusCode::kUnknown ? status.message() : status.ToString();
     CLAMS_LOG(kError, "Error in annotation: {}", message);
     TruncateViews(doc, views_before);
-    return ErrorViewOn(doc, metadata_, raw, &params, kHttpInternalError, message,
-                       oom ? FailureKind::kAppOom : FailureKind::kAppError);
+    AnnotateOutcome failed = ErrorViewOn(doc, metadata_, raw, &params, kHttpInternalError, message,
+                                         oom ? FailureKind::kAppOom : FailureKind::kAppError);
+    if (oom) failed.oom_tried_bytes = ParseTriedToAllocate(status.message());
+    return failed;
   }
   warnings.insert(warnings.end(), std::make_move_iterator(app_warnings.begin()),
                   std::make_move_iterator(app_warnings.end()));

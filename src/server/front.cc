@@ -1,9 +1,12 @@
 #include "server/front.h"
 
+#include <algorithm>
 #include <chrono>
+#include <random>
 
 #include "clams/base/log.h"
 #include "clams/mmif/json.h"
+#include "server/wire.h"
 
 namespace clams::server {
 namespace {
@@ -32,7 +35,28 @@ bool QueryFlag(const RawParams& query, std::string_view name) {
   return !(v == "False" || v == "false" || v == "F" || v == "f" || v == "0");
 }
 
+// Operator views (/status, /status.json) show other clients' requests: only
+// to loopback clients, or to anyone with --expose-runtime.
+bool FromLoopback(const HttpRequest& request) {
+  const std::string& r = request.remote;
+  return r == "unix" || r.rfind("127.", 0) == 0 || r.rfind("::1", 0) == 0 || r.rfind("::ffff:127.", 0) == 0;
+}
+
 }  // namespace
+
+bool IsValidRequestId(std::string_view id) {
+  constexpr std::size_t kMaxRequestIdLength = 128;
+  if (id.empty() || id.size() > kMaxRequestIdLength) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == ':' || c == '-';
+  });
+}
+
+std::string NewRequestId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:016x}", rng());
+}
 
 const char kNotFoundHtml[] =
     "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was "
@@ -52,21 +76,28 @@ HttpResponse Front::Metadata(const HttpRequest& request) {
   }
   auto parsed = mmif::ParseJson(runner_.MetadataJson(false));
   json::object md = parsed.ok() && parsed->is_object() ? parsed->get_object() : runner_.metadata().ToJson();
-  md["runtime"] = scheduler_.Runtime();
+  md["runtime"] = scheduler_.Runtime(/*full=*/false);
   mmif::JsonStyle style;
   style.indent = pretty ? 2 : 0;
   return JsonResponse(200, mmif::WriteJson(md, style));
 }
 
 void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared_ptr<CancelSignal> cancel) {
+  // Every answer carries the request id (the client's, or a new one).
+  const std::string_view given = FindHeader(request.headers, wire::kRequestIdHeader);
+  std::string request_id = IsValidRequestId(given) ? std::string(given) : NewRequestId();
   // The access log line is written when the answer goes out (and not even
   // built when the access log is off).
-  HttpServer::Respond logged = std::move(respond);
+  HttpServer::Respond logged = [id = request_id, inner = std::move(respond)](HttpResponse response) {
+    response.headers.emplace_back(std::string(wire::kRequestIdHeader), id);
+    inner(std::move(response));
+  };
   if (log::AccessLogEnabled()) {
-    logged = [start = std::chrono::steady_clock::now(), line = request.remote + " " + log::Quote(request.method + " " + request.target),
+    logged = [start = std::chrono::steady_clock::now(),
+              line = request.remote + " " + log::Quote(request.method + " " + request.target), id = request_id,
               inner = std::move(logged)](HttpResponse response) {
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-      log::Access(fmt::format("{} {} {} {:.1f}ms", line, response.status, response.body.size(), ms));
+      log::Access(fmt::format("{} {} {} {:.1f}ms request_id={}", line, response.status, response.body.size(), ms, id));
       inner(std::move(response));
     };
   }
@@ -82,6 +113,7 @@ void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared
       AnnotateCall call;
       call.query = std::move(query).value();
       call.request = std::move(request);
+      call.request_id = std::move(request_id);
       call.respond = std::move(logged);
       call.cancel = std::move(cancel);
       scheduler_.Submit(std::move(call));
@@ -110,6 +142,14 @@ void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared
     if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));
     scheduler_.UpdateGauges();
     return logged(HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", {}, metrics_.Render()});
+  }
+  if (request.path == "/status.json") {
+    if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));
+    if (!scheduler_.options().expose_runtime && !FromLoopback(request)) {
+      return logged(JsonResponse(403, "{\"message\": \"the status page is served to loopback clients only; start the "
+                                      "server with --expose-runtime to serve it to everyone\"}"));
+    }
+    return logged(JsonResponse(200, mmif::WriteJson(scheduler_.StatusJson())));
   }
   logged(HttpResponse{404, "text/html; charset=utf-8", {}, kNotFoundHtml});
 }

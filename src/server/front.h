@@ -14,6 +14,12 @@
 
 namespace clams::server {
 
+/// A request id a client may choose: 1 to 128 characters of
+/// [A-Za-z0-9._:-] (anything else is replaced by a generated one).
+bool IsValidRequestId(std::string_view id);
+/// A fresh request id: 16 hex digits.
+std::string NewRequestId();
+
 class Front {
  public:
   Front(AppRunner& runner, Scheduler& scheduler, Metrics& metrics);

@@ -7,19 +7,7 @@
 namespace clams::server {
 
 InProcessExecutor::InProcessExecutor(EventLoop& loop, AppRunner& runner, int threads, int device)
-    : loop_(loop), runner_(runner) {
-  const auto now = std::chrono::steady_clock::now();
-  for (int i = 0; i < threads; ++i) {
-    WorkerInfo w;
-    w.id = i + 1;
-    w.pid = ::getpid();
-    w.device = device;
-    w.state = vram::WorkerState::kIdle;
-    w.started = now;
-    w.last_used = now;
-    workers_.push_back(w);
-  }
-}
+    : loop_(loop), runner_(runner), device_(device), busy_(static_cast<std::size_t>(std::max(1, threads)), false) {}
 
 InProcessExecutor::~InProcessExecutor() {
   {
@@ -32,11 +20,25 @@ InProcessExecutor::~InProcessExecutor() {
   }
 }
 
-Status InProcessExecutor::Start(WorkersChanged on_change) {
-  on_change_ = std::move(on_change);
-  for (std::size_t i = 0; i < workers_.size(); ++i) threads_.emplace_back([this] { ThreadMain(); });
-  CLAMS_LOG(kInfo, "development mode: {} in-process worker thread(s)", workers_.size());
-  if (on_change_) on_change_();
+void InProcessExecutor::Emit(int worker_id, WorkerEvent::Kind kind, KillCause cause) {
+  if (!on_event_) return;
+  WorkerEvent e;
+  e.worker_id = worker_id;
+  e.pid = ::getpid();
+  e.device = device_;
+  e.kind = kind;
+  e.cause = cause;
+  on_event_(e);
+}
+
+Status InProcessExecutor::Start(EventSink on_event) {
+  on_event_ = std::move(on_event);
+  for (std::size_t i = 0; i < busy_.size(); ++i) threads_.emplace_back([this] { ThreadMain(); });
+  CLAMS_LOG(kInfo, "development mode: {} in-process worker thread(s)", busy_.size());
+  for (std::size_t i = 0; i < busy_.size(); ++i) {
+    Emit(static_cast<int>(i) + 1, WorkerEvent::Kind::kStarted);
+    Emit(static_cast<int>(i) + 1, WorkerEvent::Kind::kReady);
+  }
   return Status::Ok();
 }
 
@@ -56,51 +58,45 @@ void InProcessExecutor::ThreadMain() {
 
 void InProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> request,
                                  std::function<void(ExecResult)> done) {
-  WorkerInfo* worker = nullptr;
-  for (auto& w : workers_) {
-    if (w.id == worker_id) worker = &w;
-  }
-  if (worker == nullptr || worker->state != vram::WorkerState::kIdle) {
+  const std::size_t slot = static_cast<std::size_t>(worker_id - 1);
+  if (worker_id < 1 || slot >= busy_.size() || busy_[slot]) {
     ExecResult r;
     r.fate = ExecResult::Fate::kNotSent;
     r.fate_text = "worker " + std::to_string(worker_id) + " is not idle";
     done(std::move(r));
     return;
   }
-  worker->state = vram::WorkerState::kBusy;
+  busy_[slot] = true;
   // A thread cannot be killed: on --request-timeout the client gets its 504
   // at once, and the slot stays busy until the app returns.
   auto answered = std::make_shared<bool>(false);
   auto shared_done = std::make_shared<std::function<void(ExecResult)>>(std::move(done));
   EventLoop::TimerId timer = 0;
   if (request->timeout.count() > 0) {
-    timer = loop_.After(request->timeout, [answered, shared_done, worker_id] {
+    timer = loop_.After(request->timeout, [this, answered, shared_done, worker_id] {
       if (*answered) return;
       *answered = true;
+      // The thread runs on: the slot takes nothing until it returns.
+      Emit(worker_id, WorkerEvent::Kind::kStopping, KillCause::kRequestTimeout);
       ExecResult r;
       r.fate = ExecResult::Fate::kTimedOut;
-      r.fate_text = "the request ran longer than --request-timeout on in-process worker " +
-                    std::to_string(worker_id) + " (its thread keeps running until the app returns)";
+      r.cause = KillCause::kRequestTimeout;
+      r.fate_text = "the request ran longer than --request-timeout on in-process worker " + std::to_string(worker_id) +
+                    " (its thread keeps running until the app returns)";
       (*shared_done)(std::move(r));
     });
   }
-  auto task = [this, worker_id, request = std::move(request), answered, shared_done, timer]() mutable {
+  auto task = [this, slot, worker_id, request = std::move(request), answered, shared_done, timer]() mutable {
     ExecResult r;
-    r.answer = runner_.Run(request->body, request->query);
-    loop_.Post([this, worker_id, r = std::move(r), answered, shared_done, timer]() mutable {
+    r.answer = runner_.RunPrepared(request->call.mmif(), request->call.params);
+    loop_.Post([this, slot, worker_id, r = std::move(r), answered, shared_done, timer]() mutable {
       if (timer != 0) loop_.Cancel(timer);
-      for (auto& w : workers_) {
-        if (w.id == worker_id) {
-          w.state = vram::WorkerState::kIdle;
-          ++w.requests;
-          w.last_used = std::chrono::steady_clock::now();
-        }
-      }
+      busy_[slot] = false;
       if (!*answered) {
         *answered = true;
         (*shared_done)(std::move(r));
-      } else if (on_change_) {
-        on_change_();  // the slot is free again
+      } else {
+        Emit(worker_id, WorkerEvent::Kind::kReady);  // the timed-out thread is free again
       }
     });
   };

@@ -1,6 +1,7 @@
 // Development mode: the App runs inside the front on a small thread pool
 // (one thread per worker slot). Calls into a non-thread-safe App are
-// serialized by the AppRunner.
+// serialized by the AppRunner. Workers are threads: they cannot be
+// recycled or killed.
 #ifndef CLAMS_SRC_SERVER_IN_PROCESS_EXECUTOR_H_
 #define CLAMS_SRC_SERVER_IN_PROCESS_EXECUTOR_H_
 
@@ -23,20 +24,22 @@ class InProcessExecutor : public Executor {
   ~InProcessExecutor() override;
 
   std::string_view kind() const override { return "in-process"; }
-  Status Start(WorkersChanged on_change) override;
-  std::vector<WorkerInfo> Workers() const override { return workers_; }
+  Status Start(EventSink on_event) override;
   void Dispatch(int worker_id, std::shared_ptr<ExecRequest> request, std::function<void(ExecResult)> done) override;
-  void Recycle(int, std::string_view) override {}
+  void Recycle(int, KillCause) override {}
+  bool Kill(int, KillCause) override { return false; }
   void ReplaceAll() override {}
   void Shutdown(std::function<void()> done) override;
 
  private:
   void ThreadMain();
+  void Emit(int worker_id, WorkerEvent::Kind kind, KillCause cause = KillCause::kNone);
 
   EventLoop& loop_;
   AppRunner& runner_;
-  std::vector<WorkerInfo> workers_;
-  WorkersChanged on_change_;
+  int device_;
+  EventSink on_event_;
+  std::vector<bool> busy_;  // per worker slot (index = id - 1)
 
   std::mutex mu_;
   std::condition_variable cv_;

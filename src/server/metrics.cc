@@ -115,17 +115,26 @@ std::string Metrics::Render() const {
 }
 
 void DeclareServerMetrics(Metrics& m) {
-  const std::vector<double> latency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+  // GPU requests may run for many minutes: buckets up to an hour.
+  const std::vector<double> latency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+                                       600, 1800, 3600};
   using T = Metrics::Type;
   m.Declare("clams_requests_total", "Annotate requests answered, by HTTP status code.", T::kCounter);
-  m.Declare("clams_request_duration_seconds", "Time from arrival to answer of annotate requests.", T::kHistogram,
+  m.Declare("clams_request_duration_seconds",
+            "Time from arrival to answer of annotate requests, by status class (2xx, 4xx, 5xx).", T::kHistogram,
             latency);
   m.Declare("clams_queue_length", "Requests waiting for admission.", T::kGauge);
   m.Declare("clams_queue_wait_seconds", "Time requests waited in the queue before they started.", T::kHistogram,
             latency);
   m.Declare("clams_admission_rejections_total",
-            "Requests refused without running, by reason (queue_full, queue_timeout, impossible, draining).",
+            "Requests refused without running, by reason (queue_full, queued_bytes, queue_timeout, impossible, "
+            "draining).",
             T::kCounter);
+  m.Declare("clams_client_gone_total",
+            "Requests whose client disconnected before the answer (queued ones leave the queue; running ones are "
+            "cancelled after --client-gone-grace).",
+            T::kCounter);
+  m.Declare("clams_worker_running_requests", "Requests running on each worker (at most --threads).", T::kGauge);
   m.Declare("clams_gpu_memory_total_bytes", "Total memory of each GPU.", T::kGauge);
   m.Declare("clams_gpu_memory_used_bytes", "Used memory of each GPU (all processes), from the last sample.",
             T::kGauge);
@@ -134,8 +143,11 @@ void DeclareServerMetrics(Metrics& m) {
   m.Declare("clams_worker_vram_bytes", "GPU memory used by each worker (its process tree).", T::kGauge);
   m.Declare("clams_workers", "Workers by state.", T::kGauge);
   m.Declare("clams_worker_restarts_total",
-            "Workers replaced, by reason (crash, timeout, max_requests, drift, evict, oom, reload).", T::kCounter);
-  m.Declare("clams_oom_total", "Requests that ran out of GPU memory despite admission.", T::kCounter);
+            "Workers replaced, by reason (crash, request_timeout, client_gone, max_requests, drift, evict, oom, "
+            "reload, ready_timeout, lost_connection).",
+            T::kCounter);
+  m.Declare("clams_oom_total",
+            "Requests that ran out of GPU memory despite admission, with the measured usage to back it.", T::kCounter);
   m.Declare("clams_evictions_total", "Idle workers recycled to free GPU memory for a waiting request.",
             T::kCounter);
   m.Declare("clams_gpu_accounting_per_process",

@@ -34,8 +34,22 @@ const std::vector<FlagInfo>& ServerFlagTable() {
       {"--idle-timeout", "", "75", "Seconds an idle keep-alive connection is kept open."},
       {"--graceful-timeout", "", "300",
        "On SIGTERM: seconds to let queued and running requests finish before the workers are stopped."},
-      {"--backfill-window", "", "10",
-       "Seconds smaller requests may start ahead of a waiting larger one that does not fit yet."},
+      {"--threads", "CLAMS_THREADS", "1",
+       "Requests each worker runs at once, sharing one copy of the model (native apps: only when the app is "
+       "thread-safe, else 1)."},
+      {"--class-params", "", "all",
+       "Comma-separated names of the parameters that shape GPU memory (e.g. model); the request class, which "
+       "keys memory profiles, uses only these. Default: the app's own list, else every parameter."},
+      {"--max-queued-bytes", "", "1GiB",
+       "Request bodies the queue may hold in total; past it new requests get a 503 with Retry-After at once."},
+      {"--client-gone-grace", "", "5",
+       "Seconds a running request whose client disconnected may go on before it is cancelled (its worker "
+       "recycled)."},
+      {"--expose-runtime", "", "off",
+       "Show worker pids, the profile directory and every request class's parameters in "
+       "GET /?includeVRAM=true, and serve /status to every client (else to loopback clients only)."},
+      {"--max-profiles", "", "1000",
+       "Distinct request classes whose memory profiles are kept (least recently used dropped first)."},
       {"--vram-margin", "", "0.2", "Safety margin on measured peaks (0.2 = +20 %)."},
       {"--vram-conservative-fraction", "", "0.8",
        "Share of a device assumed for a request class with no declared, measured or metadata estimate."},
@@ -81,9 +95,14 @@ void RegisterServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_option("--graceful-timeout", o.graceful_timeout_seconds, help("--graceful-timeout"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--backfill-window", o.backfill_window_seconds, help("--backfill-window"))
+  app.add_option("--threads", o.threads, help("--threads"))->check(CLI::Range(1, 1024));
+  app.add_option("--class-params", o.class_params, help("--class-params"));
+  app.add_option("--max-queued-bytes", o.max_queued_bytes, help("--max-queued-bytes"))->capture_default_str();
+  app.add_option("--client-gone-grace", o.client_gone_grace_seconds, help("--client-gone-grace"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--expose-runtime", o.expose_runtime, help("--expose-runtime"));
+  app.add_option("--max-profiles", o.max_profiles, help("--max-profiles"))->capture_default_str()->check(CLI::Range(1, 10000000));
   app.add_option("--vram-margin", o.vram_margin, help("--vram-margin"))
       ->capture_default_str()
       ->check(CLI::Range(0.0, 10.0));
@@ -96,10 +115,41 @@ void RegisterServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_option("--clams-worker-ready-fd", o.worker_ready_fd)->group("");
 }
 
-Status ApplyEnvironment(ServerOptions& o, bool workers_from_flag, std::string* workers_source) {
+std::vector<std::string> SplitNames(const std::string& text) {
+  std::vector<std::string> out;
+  std::string current;
+  auto flush = [&] {
+    while (!current.empty() && current.back() == ' ') current.pop_back();
+    if (!current.empty()) out.push_back(current);
+    current.clear();
+  };
+  for (char c : text) {
+    if (c == ',') {
+      flush();
+    } else if (c != ' ' || !current.empty()) {
+      current.push_back(c);
+    }
+  }
+  flush();
+  return out;
+}
+
+Status ApplyEnvironment(ServerOptions& o, bool workers_from_flag, std::string* workers_source,
+                        bool threads_from_flag) {
   if (o.log_level.empty()) {
     const char* env = std::getenv("CLAMS_LOGLEVEL");
     o.log_level = env != nullptr && *env != '\0' ? env : "info";
+  }
+  if (!threads_from_flag) {
+    const char* env = std::getenv("CLAMS_THREADS");
+    if (env != nullptr && *env != '\0') {
+      char* end = nullptr;
+      const long v = std::strtol(env, &end, 10);
+      if (end == env || *end != '\0' || v < 1 || v > 1024) {
+        return InvalidArgumentError(std::string("CLAMS_THREADS=") + env + " is not a thread count between 1 and 1024");
+      }
+      o.threads = static_cast<int>(v);
+    }
   }
   if (workers_from_flag) {
     if (workers_source != nullptr) *workers_source = "--workers";

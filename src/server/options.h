@@ -19,7 +19,8 @@ inline constexpr std::uint64_t kDefaultMaxBodyBytes = 1ull << 30;  // 1 GiB: 6-h
 inline constexpr double kDefaultQueueTimeoutSeconds = 300;         // DESIGN §7
 inline constexpr std::size_t kDefaultMaxQueue = 100;               // DESIGN §7
 inline constexpr double kDefaultGracefulTimeoutSeconds = 300;      // drain: let long GPU requests finish
-inline constexpr double kDefaultBackfillWindowSeconds = 10;        // bound on how long small requests may overtake
+inline constexpr double kDefaultClientGoneGraceSeconds = 5;        // a half-closed client may still read its answer
+inline constexpr std::uint64_t kDefaultMaxQueuedBytes = 1ull << 30; // bodies held while waiting; refusals beyond
 inline constexpr int kDefaultDevelopmentThreads = 4;               // in-process pool cap
 
 struct ServerOptions {
@@ -40,7 +41,12 @@ struct ServerOptions {
   double body_timeout_seconds = 300;
   double idle_timeout_seconds = 75;
   double graceful_timeout_seconds = kDefaultGracefulTimeoutSeconds;
-  double backfill_window_seconds = kDefaultBackfillWindowSeconds;
+  double client_gone_grace_seconds = kDefaultClientGoneGraceSeconds;
+  int threads = 1;  ///< requests each worker runs at once
+  std::string class_params;  ///< comma-separated memory-relevant parameter names
+  std::string max_queued_bytes = "1GiB";
+  bool expose_runtime = false;
+  std::size_t max_profiles = 1000;
   double vram_margin = 0.2;
   double vram_conservative_fraction = 0.8;
   bool no_access_log = false;
@@ -63,10 +69,15 @@ const std::vector<FlagInfo>& ServerFlagTable();
 void RegisterServerFlags(CLI::App& app, ServerOptions& options);
 
 /// Fills settings not given on the command line from the environment
-/// (CLAMS_LOGLEVEL; workers: CLAMS_GUNICORN_WORKERS, then CLAMS_WORKERS).
-/// `workers_from_flag` tells whether --workers was given. kInvalidArgument
-/// for unparsable values.
-Status ApplyEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source);
+/// (CLAMS_LOGLEVEL; workers: CLAMS_GUNICORN_WORKERS, then CLAMS_WORKERS;
+/// threads: CLAMS_THREADS). `workers_from_flag` / `threads_from_flag` tell
+/// whether --workers / --threads were given. kInvalidArgument for
+/// unparsable values.
+Status ApplyEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source,
+                        bool threads_from_flag = false);
+
+/// "a, b,c" -> {"a", "b", "c"} (empty names dropped).
+std::vector<std::string> SplitNames(const std::string& text);
 
 /// The flag table as Markdown.
 std::string FlagsMarkdown();

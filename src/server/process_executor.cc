@@ -23,6 +23,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kLostConnectionGrace{2000};
 constexpr std::chrono::milliseconds kExternalReadyPoll{200};
+constexpr std::chrono::milliseconds kExternalProbeTimeout{5000};
 constexpr std::string_view kReadyToken = "ready";
 
 std::string SignalName(int sig) {
@@ -77,7 +78,38 @@ std::string Replace(std::string s, std::string_view from, std::string_view to) {
   return s;
 }
 
+// What the client is told when the server killed a worker under its request.
+std::string KilledText(int worker_id, KillCause cause) {
+  const std::string w = "worker " + std::to_string(worker_id);
+  switch (cause) {
+    case KillCause::kRequestTimeout:
+      return w + " was restarted because another request on it ran past --request-timeout";
+    case KillCause::kClientGone: return w + " was stopped because its client went away";
+    case KillCause::kShutdown: return w + " was stopped because the server is shutting down";
+    case KillCause::kLostConnection: return "the connection to " + w + " was lost and it was restarted";
+    default: return w + " was stopped by the server (" + std::string(KillCauseName(cause)) + ")";
+  }
+}
+
 }  // namespace
+
+std::string_view KillCauseName(KillCause cause) {
+  switch (cause) {
+    case KillCause::kNone: return "none";
+    case KillCause::kRequestTimeout: return "request_timeout";
+    case KillCause::kClientGone: return "client_gone";
+    case KillCause::kEvict: return "evict";
+    case KillCause::kDrift: return "drift";
+    case KillCause::kOom: return "oom";
+    case KillCause::kMaxRequests: return "max_requests";
+    case KillCause::kReload: return "reload";
+    case KillCause::kShutdown: return "shutdown";
+    case KillCause::kReadyTimeout: return "ready_timeout";
+    case KillCause::kLostConnection: return "lost_connection";
+    case KillCause::kScaleDown: return "scale_down";
+  }
+  return "unknown";
+}
 
 std::string DescribeExit(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -88,49 +120,65 @@ std::string DescribeExit(int status) {
   return "ended (status " + std::to_string(status) + ")";
 }
 
-struct ProcessExecutor::Slot {
-  WorkerInfo info;
+// One worker slot: its own connection, one request at a time.
+struct Connection {
+  std::unique_ptr<HttpConnection> http;
+  std::function<void(ExecResult)> done;
+  EventLoop::TimerId request_timer = 0;
+  bool timed_out = false;
+};
+
+struct ProcessExecutor::Worker {
+  int id = 0;
+  int device = -1;
+  int pid = 0;
   std::uint64_t generation = 0;  // bumps at every spawn; stale callbacks compare it
+  bool ready = false;
   std::string socket_path;
   int port = 0;
   int ready_fd = -1;
-  std::unique_ptr<HttpConnection> conn;
+  std::vector<Connection> slots;
   Clock::time_point spawned;
   EventLoop::TimerId ready_timer = 0;
   EventLoop::TimerId stop_timer = 0;
   EventLoop::TimerId spawn_timer = 0;
-  EventLoop::TimerId request_timer = 0;
   EventLoop::TimerId lost_timer = 0;
-  // The request in flight.
-  std::function<void(ExecResult)> done;
-  bool timed_out = false;
-  bool connection_lost = false;
-  bool killed_after_loss = false;  // we killed it because it lingered after the connection broke
   std::string connection_error;
+  bool killed_after_loss = false;
   // Supervision.
-  bool stopping = false;
-  std::string stop_reason;
+  bool stopping = false;                    // SIGTERM or SIGKILL sent
+  KillCause stop_cause = KillCause::kNone;  // why the server stopped or killed it
+  KillCause retire_cause = KillCause::kNone;  // stop once it runs nothing
   bool reload_pending = false;
+  bool served = false;  // answered at least one request since spawn
   int consecutive_failures = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t max_requests = 0;
+
+  int running() const {
+    return static_cast<int>(std::count_if(slots.begin(), slots.end(), [](const Connection& c) { return c.done != nullptr; }));
+  }
 };
 
 ProcessExecutor::ProcessExecutor(EventLoop& loop, Metrics& metrics, ProcessExecutorOptions options)
-    : loop_(loop), metrics_(metrics), options_(std::move(options)), rng_(std::random_device{}()) {}
+    : loop_(loop), metrics_(metrics), options_(std::move(options)), rng_(std::random_device{}()) {
+  options_.threads = std::max(1, options_.threads);
+}
 
 ProcessExecutor::~ProcessExecutor() {
-  for (auto& s : slots_) {
-    if (s->info.pid > 0) {
-      KillTree(s->info.pid, SIGKILL);
+  for (auto& w : workers_) {
+    if (w->pid > 0) {
+      KillTree(w->pid, SIGKILL);
       int status = 0;
-      ::waitpid(s->info.pid, &status, 0);
+      ::waitpid(w->pid, &status, 0);
     }
-    if (s->ready_fd >= 0) ::close(s->ready_fd);
+    if (w->ready_fd >= 0) ::close(w->ready_fd);
   }
 }
 
-ProcessExecutor::Slot* ProcessExecutor::Find(int slot_id) {
-  for (auto& s : slots_) {
-    if (s->info.id == slot_id) return s.get();
+ProcessExecutor::Worker* ProcessExecutor::Find(int worker_id) {
+  for (auto& w : workers_) {
+    if (w->id == worker_id) return w.get();
   }
   return nullptr;
 }
@@ -144,96 +192,99 @@ std::uint64_t ProcessExecutor::DrawMaxRequests() {
   return options_.max_requests + jitter;
 }
 
-void ProcessExecutor::Notify() {
-  if (on_change_) on_change_();
+void ProcessExecutor::Emit(const Worker& w, WorkerEvent::Kind kind, KillCause cause, std::string how) {
+  if (!on_event_) return;
+  WorkerEvent e;
+  e.kind = kind;
+  e.worker_id = w.id;
+  e.pid = w.pid;
+  e.device = w.device;
+  e.threads = options_.threads;
+  e.include_children = External();
+  e.cause = cause;
+  e.how = std::move(how);
+  on_event_(e);
 }
 
-Status ProcessExecutor::Start(WorkersChanged on_change) {
-  on_change_ = std::move(on_change);
+Status ProcessExecutor::Start(EventSink on_event) {
+  on_event_ = std::move(on_event);
   std::error_code ec;
-  std::filesystem::create_directories(options_.socket_dir, ec);
-  if (ec) return FailedPreconditionError("cannot create the worker socket directory " + options_.socket_dir.string());
-  loop_.OnSignal(SIGCHLD, [this] { Reap(); });
-  for (std::size_t i = 0; i < options_.worker_devices.size(); ++i) {
-    auto slot = std::make_unique<Slot>();
-    slot->info.id = static_cast<int>(i) + 1;
-    slot->info.device = options_.worker_devices[i];
-    slot->info.include_children = !options_.external_command.empty();
-    slots_.push_back(std::move(slot));
+  if (!std::filesystem::is_directory(options_.socket_dir, ec)) {
+    return FailedPreconditionError("the worker socket directory " + options_.socket_dir.string() + " does not exist");
   }
-  for (auto& s : slots_) Spawn(*s);
+  loop_.OnSignal(SIGCHLD, [this] { Reap(); });
+  AddWorkers(options_.worker_devices);
   return Status::Ok();
 }
 
 void ProcessExecutor::AddWorkers(const std::vector<int>& devices) {
   for (int device : devices) {
-    auto slot = std::make_unique<Slot>();
-    slot->info.id = static_cast<int>(slots_.size()) + 1;
-    slot->info.device = device;
-    slot->info.include_children = !options_.external_command.empty();
-    slots_.push_back(std::move(slot));
-    Spawn(*slots_.back());
+    auto w = std::make_unique<Worker>();
+    w->id = static_cast<int>(workers_.size()) + 1;
+    w->device = device;
+    workers_.push_back(std::move(w));
+    Spawn(*workers_.back());
   }
 }
 
 Endpoint ProcessExecutor::WorkerEndpoint(int worker_id) const {
-  for (const auto& s : slots_) {
-    if (s->info.id == worker_id) return EndpointOf(*s);
+  for (const auto& w : workers_) {
+    if (w->id == worker_id) return EndpointOf(*w);
   }
   return Endpoint{};
 }
 
-Endpoint ProcessExecutor::EndpointOf(const Slot& slot) const {
-  // Native workers and external commands with {socket} listen on a Unix
-  // socket; other external commands on their loopback {port}.
-  const bool external = !options_.external_command.empty();
-  const bool uses_socket =
-      !external || std::any_of(options_.external_command.begin(), options_.external_command.end(),
-                               [](const std::string& a) { return a.find("{socket}") != std::string::npos; });
-  if (uses_socket) return Endpoint{slot.socket_path, "", 0};
-  return Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(slot.port)};
-}
-
-std::vector<WorkerInfo> ProcessExecutor::Workers() const {
-  std::vector<WorkerInfo> out;
-  out.reserve(slots_.size());
-  for (const auto& s : slots_) out.push_back(s->info);
+std::vector<int> ProcessExecutor::ReadyWorkers() const {
+  std::vector<int> out;
+  for (const auto& w : workers_) {
+    if (w->ready && !w->stopping) out.push_back(w->id);
+  }
   return out;
 }
 
-void ProcessExecutor::Spawn(Slot& slot) {
-  slot.generation++;
-  slot.info.state = vram::WorkerState::kStarting;
-  slot.info.requests = 0;
-  slot.info.max_requests = DrawMaxRequests();
-  slot.info.pid = 0;
-  slot.stopping = false;
-  slot.stop_reason.clear();
-  slot.conn.reset();
-  slot.spawned = Clock::now();
-  slot.info.started = slot.spawned;
-  slot.info.last_used = slot.spawned;
-  const bool external = !options_.external_command.empty();
+Endpoint ProcessExecutor::EndpointOf(const Worker& w) const {
+  // Native workers and external commands with {socket} listen on a Unix
+  // socket; other external commands on their loopback {port}.
+  const bool uses_socket =
+      !External() || std::any_of(options_.external_command.begin(), options_.external_command.end(),
+                                 [](const std::string& a) { return a.find("{socket}") != std::string::npos; });
+  if (uses_socket) return Endpoint{w.socket_path, "", 0};
+  return Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(w.port)};
+}
+
+void ProcessExecutor::Spawn(Worker& w) {
+  w.generation++;
+  w.ready = false;
+  w.requests = 0;
+  w.max_requests = DrawMaxRequests();
+  w.pid = 0;
+  w.stopping = false;
+  w.stop_cause = KillCause::kNone;
+  w.retire_cause = KillCause::kNone;
+  w.served = false;
+  w.killed_after_loss = false;
+  w.slots.clear();
+  w.spawned = Clock::now();
 
   // Everything the child needs is prepared before fork(): after it only
   // async-signal-safe calls are allowed (the front has other threads).
   std::vector<std::string> args;
-  if (external) {
-    slot.port = FreeLoopbackPort();
-    slot.socket_path = (options_.socket_dir / ("app-" + std::to_string(slot.info.id) + ".sock")).string();
+  if (External()) {
+    w.port = FreeLoopbackPort();
+    w.socket_path = (options_.socket_dir / ("app-" + std::to_string(w.id) + ".sock")).string();
     std::error_code ec;
-    std::filesystem::remove(slot.socket_path, ec);  // a previous copy's socket
+    std::filesystem::remove(w.socket_path, ec);  // a previous copy's socket
     for (const auto& a : options_.external_command) {
-      args.push_back(Replace(Replace(a, "{port}", std::to_string(slot.port)), "{socket}", slot.socket_path));
+      args.push_back(Replace(Replace(a, "{port}", std::to_string(w.port)), "{socket}", w.socket_path));
     }
   } else {
-    slot.socket_path = (options_.socket_dir / ("worker-" + std::to_string(slot.info.id) + "-" +
-                                               std::to_string(slot.generation) + ".sock"))
-                           .string();
+    w.socket_path =
+        (options_.socket_dir / ("worker-" + std::to_string(w.id) + "-" + std::to_string(w.generation) + ".sock"))
+            .string();
     args.push_back(options_.executable);
     args.insert(args.end(), options_.worker_args.begin(), options_.worker_args.end());
     args.push_back("--clams-worker-socket");
-    args.push_back(slot.socket_path);
+    args.push_back(w.socket_path);
     args.push_back("--clams-worker-ready-fd");
     args.push_back("3");
   }
@@ -246,17 +297,17 @@ void ProcessExecutor::Spawn(Slot& slot) {
     }
     env.emplace_back(kv);
   }
-  if (slot.info.device >= 0) {
-    std::string pin = std::to_string(slot.info.device);
+  if (w.device >= 0) {
+    std::string pin = std::to_string(w.device);
     for (const auto& d : options_.devices) {
-      if (d.index == slot.info.device && !d.uuid.empty()) pin = d.uuid;
+      if (d.index == w.device && !d.uuid.empty()) pin = d.uuid;
     }
     env.push_back("CUDA_VISIBLE_DEVICES=" + pin);
     env.push_back("CUDA_DEVICE_ORDER=PCI_BUS_ID");
   } else if (!options_.devices.empty()) {
     env.push_back("CUDA_VISIBLE_DEVICES=");
   }
-  env.push_back("CLAMS_WORKER_ID=" + std::to_string(slot.info.id));
+  env.push_back("CLAMS_WORKER_ID=" + std::to_string(w.id));
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -265,20 +316,22 @@ void ProcessExecutor::Spawn(Slot& slot) {
   envp.push_back(nullptr);
 
   int pipe_fds[2] = {-1, -1};
-  if (!external && ::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    CLAMS_LOG(kError, "cannot create a pipe for worker {}: {}", slot.info.id, std::strerror(errno));
-    ScheduleSpawn(slot);
+  if (!External() && ::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    CLAMS_LOG(kError, "cannot create a pipe for worker {}: {}", w.id, std::strerror(errno));
+    ++w.consecutive_failures;
+    ScheduleSpawn(w);
     return;
   }
   const pid_t front = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
-    CLAMS_LOG(kError, "cannot start worker {}: fork failed: {}", slot.info.id, std::strerror(errno));
-    if (!external) {
+    CLAMS_LOG(kError, "cannot start worker {}: fork failed: {}", w.id, std::strerror(errno));
+    if (!External()) {
       ::close(pipe_fds[0]);
       ::close(pipe_fds[1]);
     }
-    ScheduleSpawn(slot);
+    ++w.consecutive_failures;
+    ScheduleSpawn(w);
     return;
   }
   if (pid == 0) {
@@ -287,7 +340,7 @@ void ProcessExecutor::Spawn(Slot& slot) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != front) ::_exit(127);
     ::setpgid(0, 0);
-    if (!external) {
+    if (!External()) {
       ::dup2(pipe_fds[1], 3);
       ::close_range(4, ~0U, 0);
     } else {
@@ -298,94 +351,88 @@ void ProcessExecutor::Spawn(Slot& slot) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execve(argv[0], argv.data(), envp.data());
-    if (external) ::execvpe(argv[0], argv.data(), envp.data());
+    if (argv[0] != nullptr && std::strchr(argv[0], '/') == nullptr) ::execvpe(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
-  slot.info.pid = pid;
-  CLAMS_LOG(kInfo, "worker {} starting: pid {}{}", slot.info.id, pid,
-            slot.info.device >= 0 ? ", device " + std::to_string(slot.info.device) : "");
-  const int id = slot.info.id;
-  const std::uint64_t gen = slot.generation;
-  if (!external) {
+  w.pid = pid;
+  CLAMS_LOG(kInfo, "worker {} starting: pid {}{}", w.id, pid,
+            w.device >= 0 ? ", device " + std::to_string(w.device) : "");
+  const int id = w.id;
+  const std::uint64_t gen = w.generation;
+  if (!External()) {
     ::close(pipe_fds[1]);
-    slot.ready_fd = pipe_fds[0];
-    loop_.WatchReadable(slot.ready_fd, [this, id, gen] { OnReadyPipe(id, gen); });
+    w.ready_fd = pipe_fds[0];
+    loop_.WatchReadable(w.ready_fd, [this, id, gen] { OnReadyPipe(id, gen); });
   } else {
     loop_.After(kExternalReadyPoll, [this, id, gen] { PollExternalReady(id, gen); });
   }
-  slot.ready_timer = loop_.After(options_.ready_timeout, [this, id, gen] {
-    Slot* s = Find(id);
-    if (s == nullptr || s->generation != gen || s->info.state != vram::WorkerState::kStarting) return;
-    CLAMS_LOG(kError, "worker {} (pid {}) was not ready after {} s: killing it", id, s->info.pid,
+  w.ready_timer = loop_.After(options_.ready_timeout, [this, id, gen] {
+    Worker* s = Find(id);
+    if (s == nullptr || s->generation != gen || s->ready || s->pid <= 0) return;
+    CLAMS_LOG(kError, "worker {} (pid {}) was not ready after {} s: killing it", id, s->pid,
               options_.ready_timeout.count() / 1000);
-    KillTree(s->info.pid, SIGKILL);
+    KillNow(*s, KillCause::kReadyTimeout);
   });
-  Notify();
+  Emit(w, WorkerEvent::Kind::kStarted);
 }
 
-void ProcessExecutor::ScheduleSpawn(Slot& slot) {
+void ProcessExecutor::ScheduleSpawn(Worker& w) {
   if (shutting_down_) return;
   std::chrono::milliseconds delay{0};
-  if (slot.consecutive_failures > 0) {
-    delay = options_.backoff_initial * (1LL << std::min(slot.consecutive_failures - 1, 16));
+  if (w.consecutive_failures > 0) {
+    delay = options_.backoff_initial * (1LL << std::min(w.consecutive_failures - 1, 16));
     delay = std::min(delay, options_.backoff_max);
-    CLAMS_LOG(kError, "worker {} failed {} time(s) in a row; next start in {:.1f} s (crash loop protection)",
-              slot.info.id, slot.consecutive_failures, delay.count() / 1000.0);
+    CLAMS_LOG(kError, "worker {} failed {} time(s) in a row without serving; next start in {:.1f} s (crash loop "
+              "protection)", w.id, w.consecutive_failures, delay.count() / 1000.0);
   }
-  slot.info.state = vram::WorkerState::kStarting;
-  slot.info.pid = 0;
-  const int id = slot.info.id;
-  slot.spawn_timer = loop_.After(delay, [this, id] {
-    Slot* s = Find(id);
+  w.pid = 0;
+  const int id = w.id;
+  w.spawn_timer = loop_.After(delay, [this, id] {
+    Worker* s = Find(id);
     if (s != nullptr && !shutting_down_) Spawn(*s);
   });
 }
 
-void ProcessExecutor::OnReadyPipe(int slot_id, std::uint64_t generation) {
-  Slot* slot = Find(slot_id);
-  if (slot == nullptr || slot->generation != generation || slot->ready_fd < 0) return;
+void ProcessExecutor::OnReadyPipe(int worker_id, std::uint64_t generation) {
+  Worker* w = Find(worker_id);
+  if (w == nullptr || w->generation != generation || w->ready_fd < 0) return;
   char buf[16] = {0};
-  const ssize_t n = ::read(slot->ready_fd, buf, sizeof(buf) - 1);
-  ::close(slot->ready_fd);
-  slot->ready_fd = -1;
-  if (n > 0 && std::string_view(buf, static_cast<std::size_t>(n)).rfind(kReadyToken, 0) == 0) {
-    BecomeReady(*slot);
-  }
+  const ssize_t n = ::read(w->ready_fd, buf, sizeof(buf) - 1);
+  ::close(w->ready_fd);
+  w->ready_fd = -1;
+  if (n > 0 && std::string_view(buf, static_cast<std::size_t>(n)).rfind(kReadyToken, 0) == 0) BecomeReady(*w);
   // EOF without the token: the worker died while starting; OnExit handles it.
 }
 
-void ProcessExecutor::PollExternalReady(int slot_id, std::uint64_t generation) {
-  Slot* slot = Find(slot_id);
-  if (slot == nullptr || slot->generation != generation || slot->info.state != vram::WorkerState::kStarting ||
-      slot->info.pid <= 0) {
-    return;
-  }
-  auto conn = std::shared_ptr<HttpConnection>(HttpConnection::Create(loop_, EndpointOf(*slot)));
+void ProcessExecutor::PollExternalReady(int worker_id, std::uint64_t generation) {
+  Worker* w = Find(worker_id);
+  if (w == nullptr || w->generation != generation || w->ready || w->pid <= 0) return;
+  auto conn = std::shared_ptr<HttpConnection>(HttpConnection::Create(loop_, EndpointOf(*w)));
   HttpRequest probe;
   probe.method = "GET";
   probe.target = "/";
-  conn->Send(std::move(probe), std::chrono::milliseconds(5000),
-             [this, slot_id, generation, conn](StatusOr<HttpResponse> r) {
-               Slot* s = Find(slot_id);
-               if (s == nullptr || s->generation != generation) return;
-               if (r.ok() && r->status == 200) {
-                 BecomeReady(*s);
-               } else if (s->info.state == vram::WorkerState::kStarting && s->info.pid > 0) {
-                 loop_.After(kExternalReadyPoll, [this, slot_id, generation] { PollExternalReady(slot_id, generation); });
-               }
-             });
+  conn->Send(std::move(probe), kExternalProbeTimeout, [this, worker_id, generation, conn](StatusOr<HttpResponse> r) {
+    Worker* s = Find(worker_id);
+    if (s == nullptr || s->generation != generation) return;
+    if (r.ok() && r->status == 200) {
+      BecomeReady(*s);
+    } else if (!s->ready && s->pid > 0) {
+      loop_.After(kExternalReadyPoll, [this, worker_id, generation] { PollExternalReady(worker_id, generation); });
+    }
+  });
 }
 
-void ProcessExecutor::BecomeReady(Slot& slot) {
-  loop_.Cancel(slot.ready_timer);
-  slot.info.state = vram::WorkerState::kIdle;
-  slot.info.last_used = Clock::now();
-  slot.conn = HttpConnection::Create(loop_, EndpointOf(slot));
-  CLAMS_LOG(kInfo, "worker {} ready (pid {}, {:.0f} ms to start)", slot.info.id, slot.info.pid,
-            std::chrono::duration<double, std::milli>(Clock::now() - slot.spawned).count());
-  if (reloading_slot_ == slot.info.id) reloading_slot_ = 0;
+void ProcessExecutor::BecomeReady(Worker& w) {
+  if (w.ready) return;
+  loop_.Cancel(w.ready_timer);
+  w.ready = true;
+  w.slots.resize(static_cast<std::size_t>(options_.threads));
+  for (auto& c : w.slots) c.http = HttpConnection::Create(loop_, EndpointOf(w));
+  CLAMS_LOG(kInfo, "worker {} ready (pid {}, {:.0f} ms to start)", w.id, w.pid,
+            std::chrono::duration<double, std::milli>(Clock::now() - w.spawned).count());
+  if (reloading_worker_ == w.id) reloading_worker_ = 0;
+  Emit(w, WorkerEvent::Kind::kReady);
   AdvanceReload();
-  Notify();
 }
 
 void ProcessExecutor::Reap() {
@@ -393,83 +440,91 @@ void ProcessExecutor::Reap() {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
-    for (auto& s : slots_) {
-      if (s->info.pid == pid) {
-        OnExit(*s, status);
+    for (auto& w : workers_) {
+      if (w->pid == pid) {
+        OnExit(*w, status);
         break;
       }
     }
   }
 }
 
-void ProcessExecutor::OnExit(Slot& slot, int status) {
+void ProcessExecutor::OnExit(Worker& w, int status) {
   const std::string how = DescribeExit(status);
-  const int pid = slot.info.pid;
-  const bool was_starting = slot.info.state == vram::WorkerState::kStarting;
-  const bool expected = slot.stopping;
-  loop_.Cancel(slot.ready_timer);
-  loop_.Cancel(slot.stop_timer);
-  loop_.Cancel(slot.request_timer);
-  loop_.Cancel(slot.lost_timer);
-  if (slot.ready_fd >= 0) {
-    ::close(slot.ready_fd);
-    slot.ready_fd = -1;
+  const int pid = w.pid;
+  const bool expected = w.stop_cause != KillCause::kNone;
+  const KillCause cause = w.stop_cause;
+  loop_.Cancel(w.ready_timer);
+  loop_.Cancel(w.stop_timer);
+  loop_.Cancel(w.lost_timer);
+  if (w.ready_fd >= 0) {
+    ::close(w.ready_fd);
+    w.ready_fd = -1;
   }
-  slot.conn.reset();
-  slot.info.pid = 0;
-  if (!slot.socket_path.empty() && options_.external_command.empty()) {
+  if (!w.socket_path.empty() && !External()) {
     std::error_code ec;
-    std::filesystem::remove(slot.socket_path, ec);
+    std::filesystem::remove(w.socket_path, ec);
   }
-
-  if (slot.done) {
+  // The requests it was running.
+  std::vector<std::pair<std::function<void(ExecResult)>, ExecResult>> ended;
+  for (auto& c : w.slots) {
+    loop_.Cancel(c.request_timer);
+    if (!c.done) continue;
     ExecResult r;
-    if (slot.timed_out) {
+    if (c.timed_out) {
       r.fate = ExecResult::Fate::kTimedOut;
-      r.fate_text = "the request ran longer than --request-timeout; worker " + std::to_string(slot.info.id) +
-                    " (pid " + std::to_string(pid) + ") was killed";
-    } else if (slot.killed_after_loss) {
+      r.cause = KillCause::kRequestTimeout;
+      r.fate_text = "the request ran longer than --request-timeout; worker " + std::to_string(w.id) + " was killed";
+    } else if (w.killed_after_loss) {
       r.fate = ExecResult::Fate::kLost;
-      r.fate_text = "lost the connection to worker " + std::to_string(slot.info.id) + " (pid " + std::to_string(pid) +
-                    "): " + slot.connection_error;
+      r.cause = KillCause::kLostConnection;
+      r.fate_text = "lost the connection to worker " + std::to_string(w.id) + ": " + w.connection_error;
     } else {
       r.fate = ExecResult::Fate::kWorkerDied;
       r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-      r.fate_text = "worker " + std::to_string(slot.info.id) + " (pid " + std::to_string(pid) + ") " + how +
-                    " while running the request";
+      r.cause = cause;
+      r.fate_text = cause == KillCause::kNone
+                        ? "worker " + std::to_string(w.id) + " " + how + " while running the request"
+                        : KilledText(w.id, cause);
     }
-    auto done = std::move(slot.done);
-    slot.done = nullptr;
-    slot.timed_out = false;
-    slot.connection_lost = false;
-    slot.killed_after_loss = false;
-    CLAMS_LOG(kError, "{}", r.fate_text);
-    metrics_.Add("clams_worker_restarts_total", {{"reason", r.fate == ExecResult::Fate::kTimedOut ? "timeout" : "crash"}});
-    ++restarts_;
-    done(std::move(r));
-  } else if (!expected) {
-    CLAMS_LOG(kError, "worker {} (pid {}) {}{}", slot.info.id, pid, how, was_starting ? " while starting" : "");
+    r.log_text = r.fate_text + " (pid " + std::to_string(pid) + ", " + how + ")";
+    ended.emplace_back(std::move(c.done), std::move(r));
+    c.done = nullptr;
+  }
+  w.slots.clear();
+  w.ready = false;
+  w.pid = 0;
+  if (!expected) {
+    CLAMS_LOG(kError, "worker {} (pid {}) {}{}", w.id, pid, how, w.served ? "" : " before it served a request");
     metrics_.Add("clams_worker_restarts_total", {{"reason", "crash"}});
     ++restarts_;
+    // A worker that never served counts towards the crash-loop backoff;
+    // one that served restarts at once.
+    w.consecutive_failures = w.served ? 0 : w.consecutive_failures + 1;
   } else {
-    CLAMS_LOG(kInfo, "worker {} (pid {}) stopped ({}): {}", slot.info.id, pid, slot.stop_reason, how);
-  }
-
-  if (!expected) {
-    // Crashes soon after start count towards the crash-loop backoff; a
-    // worker that ran healthily for a while restarts at once.
-    if (was_starting || Clock::now() - slot.spawned < options_.healthy_after) {
-      ++slot.consecutive_failures;
-    } else {
-      slot.consecutive_failures = 0;
+    CLAMS_LOG(kInfo, "worker {} (pid {}) stopped ({}): {}", w.id, pid, KillCauseName(cause), how);
+    if (cause != KillCause::kShutdown) {
+      metrics_.Add("clams_worker_restarts_total", {{"reason", std::string(KillCauseName(cause))}});
+      ++restarts_;
     }
+    if (cause == KillCause::kReadyTimeout) ++w.consecutive_failures;
   }
-  slot.stopping = false;
-  slot.info.state = vram::WorkerState::kStarting;
-
+  {
+    // The event carries the pid that ended.
+    WorkerEvent e;
+    e.kind = WorkerEvent::Kind::kExited;
+    e.worker_id = w.id;
+    e.pid = pid;
+    e.device = w.device;
+    e.threads = options_.threads;
+    e.include_children = External();
+    e.cause = cause;
+    e.how = how;
+    if (on_event_) on_event_(e);
+  }
+  for (auto& [done, r] : ended) done(std::move(r));
   if (shutting_down_) {
-    slot.info.state = vram::WorkerState::kStopping;
-    const bool all_gone = std::all_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->info.pid == 0; });
+    const bool all_gone = std::all_of(workers_.begin(), workers_.end(), [](const auto& x) { return x->pid == 0; });
     if (all_gone && shutdown_done_) {
       auto done = std::move(shutdown_done_);
       shutdown_done_ = nullptr;
@@ -477,160 +532,165 @@ void ProcessExecutor::OnExit(Slot& slot, int status) {
     }
     return;
   }
-  ScheduleSpawn(slot);
-  Notify();
+  if (reloading_worker_ == w.id && w.stop_cause != KillCause::kReload) reloading_worker_ = 0;
+  ScheduleSpawn(w);
 }
 
 void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> request,
                                std::function<void(ExecResult)> done) {
-  Slot* slot = Find(worker_id);
-  if (slot == nullptr || slot->info.state != vram::WorkerState::kIdle || !slot->conn) {
+  Worker* w = Find(worker_id);
+  std::size_t slot = 0;
+  bool free_slot = false;
+  if (w != nullptr && w->ready && !w->stopping && w->retire_cause == KillCause::kNone) {
+    for (; slot < w->slots.size(); ++slot) {
+      if (!w->slots[slot].done) {
+        free_slot = true;
+        break;
+      }
+    }
+  }
+  if (!free_slot) {
     ExecResult r;
     r.fate = ExecResult::Fate::kNotSent;
-    r.fate_text = "worker " + std::to_string(worker_id) + " is not available";
+    r.fate_text = "worker " + std::to_string(worker_id) + " has no free slot";
     done(std::move(r));
     return;
   }
-  slot->info.state = vram::WorkerState::kBusy;
-  slot->done = std::move(done);
-  slot->timed_out = false;
-  slot->connection_lost = false;
-  slot->killed_after_loss = false;
-  const int id = slot->info.id;
-  const std::uint64_t gen = slot->generation;
+  Connection& c = w->slots[slot];
+  c.done = std::move(done);
+  c.timed_out = false;
+  const int id = w->id;
+  const std::uint64_t gen = w->generation;
   if (request->timeout.count() > 0) {
-    slot->request_timer = loop_.After(request->timeout, [this, id, gen] {
-      Slot* s = Find(id);
-      if (s == nullptr || s->generation != gen || !s->done || s->info.pid <= 0) return;
-      CLAMS_LOG(kWarning, "worker {} (pid {}) exceeded --request-timeout: killing it", id, s->info.pid);
-      s->timed_out = true;
-      KillTree(s->info.pid, SIGKILL);
+    c.request_timer = loop_.After(request->timeout, [this, id, gen, slot] {
+      Worker* s = Find(id);
+      if (s == nullptr || s->generation != gen || slot >= s->slots.size() || !s->slots[slot].done || s->pid <= 0) {
+        return;
+      }
+      CLAMS_LOG(kWarning, "worker {} (pid {}) exceeded --request-timeout: killing it", id, s->pid);
+      s->slots[slot].timed_out = true;
+      KillNow(*s, KillCause::kRequestTimeout);
     });
   }
-  HttpRequest req;
-  req.method = "POST";
-  req.target = request->target.empty() ? "/" : request->target;
-  req.headers.emplace_back("Content-Type", "application/json");
-  req.body = std::move(request->body);
-  slot->conn->Send(std::move(req), std::chrono::milliseconds(0),
-                   [this, id, gen](StatusOr<HttpResponse> r) { OnResponse(id, gen, std::move(r)); });
-  Notify();
+  HttpRequest req = External() ? wire::EncodeForExternal(request->call) : wire::EncodeForNative(request->call);
+  c.http->Send(std::move(req), std::chrono::milliseconds(0),
+               [this, id, gen, slot](StatusOr<HttpResponse> r) { OnResponse(id, gen, slot, std::move(r)); });
 }
 
-void ProcessExecutor::OnResponse(int slot_id, std::uint64_t generation, StatusOr<HttpResponse> response) {
-  Slot* slot = Find(slot_id);
-  if (slot == nullptr || slot->generation != generation || !slot->done) return;
+void ProcessExecutor::OnResponse(int worker_id, std::uint64_t generation, std::size_t slot,
+                                 StatusOr<HttpResponse> response) {
+  Worker* w = Find(worker_id);
+  if (w == nullptr || w->generation != generation || slot >= w->slots.size() || !w->slots[slot].done) return;
   if (!response.ok()) {
     // The worker is probably dying: wait for its exit status to say how;
     // kill it if it lingers.
-    slot->connection_lost = true;
-    slot->connection_error = response.status().message();
-    if (slot->info.pid > 0) {
-      const int pid = slot->info.pid;
-      slot->lost_timer = loop_.After(kLostConnectionGrace, [this, slot_id, generation, pid] {
-        Slot* s = Find(slot_id);
-        if (s != nullptr && s->generation == generation && s->info.pid == pid) {
+    w->connection_error = response.status().message();
+    if (w->pid > 0 && w->lost_timer == 0) {
+      const int pid = w->pid;
+      w->lost_timer = loop_.After(kLostConnectionGrace, [this, worker_id, generation, pid] {
+        Worker* s = Find(worker_id);
+        if (s != nullptr && s->generation == generation && s->pid == pid) {
+          s->lost_timer = 0;
           s->killed_after_loss = true;
-          KillTree(pid, SIGKILL);
+          KillNow(*s, KillCause::kLostConnection);
         }
       });
     }
     return;
   }
-  loop_.Cancel(slot->request_timer);
+  Connection& c = w->slots[slot];
+  loop_.Cancel(c.request_timer);
   ExecResult r;
-  AnnotateOutcome& a = r.answer;
-  a.http_status = response->status;
-  a.content_type = response->content_type;
-  a.body = std::move(response->body);
-  const std::string_view failure = FindHeader(response->headers, kFailureHeader);
-  if (failure == "app-oom") {
-    a.failure = FailureKind::kAppOom;
-  } else if (failure == "app-error") {
-    a.failure = FailureKind::kAppError;
-  } else if (failure == "bad-input") {
-    a.failure = FailureKind::kBadInput;
-  } else if (failure == "bad-parameters") {
-    a.failure = FailureKind::kBadParameters;
-  } else if (!options_.external_command.empty() && a.http_status >= 500 && LooksLikeOutOfMemory(a.body)) {
-    a.failure = FailureKind::kAppOom;  // an external app's CUDA OOM answer
-  }
-  if (a.failure == FailureKind::kAppOom || a.failure == FailureKind::kAppError) a.error = "app failure";
-  std::string_view views = FindHeader(response->headers, kNewViewsHeader);
-  while (!views.empty()) {
-    auto comma = views.find(',');
-    if (comma != 0) a.new_view_ids.emplace_back(views.substr(0, comma));
-    if (comma == std::string_view::npos) break;
-    views.remove_prefix(comma + 1);
-  }
-  a.hw_fetch = FindHeader(response->headers, kHwFetchHeader) == "1";
-
-  auto done = std::move(slot->done);
-  slot->done = nullptr;
-  slot->info.state = vram::WorkerState::kIdle;
-  slot->info.requests++;
-  slot->info.last_used = Clock::now();
-  if (slot->info.max_requests > 0 && slot->info.requests >= slot->info.max_requests) {
-    Stop(*slot, "max_requests", true);
+  r.answer = wire::DecodeAnswer(std::move(response).value(), External());
+  auto done = std::move(c.done);
+  c.done = nullptr;
+  w->requests++;
+  w->served = true;
+  w->consecutive_failures = 0;
+  if (w->max_requests > 0 && w->requests >= w->max_requests && w->retire_cause == KillCause::kNone) {
+    Retire(*w, KillCause::kMaxRequests);
+  } else if (w->retire_cause != KillCause::kNone && w->running() == 0) {
+    Stop(*w, w->retire_cause);
   }
   done(std::move(r));
   AdvanceReload();
 }
 
-void ProcessExecutor::Stop(Slot& slot, std::string_view reason, bool count_restart) {
-  if (slot.stopping || slot.info.pid <= 0) return;
-  slot.stopping = true;
-  slot.stop_reason = std::string(reason);
-  slot.info.state = vram::WorkerState::kStopping;
-  if (count_restart) {
-    metrics_.Add("clams_worker_restarts_total", {{"reason", std::string(reason)}});
-    ++restarts_;
+// Stops `w` gracefully once it runs nothing: at once if idle, else it takes
+// no new requests (kStopping) and stops after its last answer.
+void ProcessExecutor::Retire(Worker& w, KillCause cause) {
+  if (w.stopping || w.pid <= 0) return;
+  if (w.running() == 0) {
+    Stop(w, cause);
+    return;
   }
-  const int pid = slot.info.pid;
+  if (w.retire_cause == KillCause::kNone) {
+    w.retire_cause = cause;
+    Emit(w, WorkerEvent::Kind::kStopping, cause);
+  }
+}
+
+void ProcessExecutor::Stop(Worker& w, KillCause cause) {
+  if (w.stopping || w.pid <= 0) return;
+  w.stopping = true;
+  w.stop_cause = cause;
+  loop_.Cancel(w.spawn_timer);
+  const int pid = w.pid;
   KillTree(pid, SIGTERM);
-  const int id = slot.info.id;
-  const std::uint64_t gen = slot.generation;
-  slot.stop_timer = loop_.After(options_.stop_timeout, [this, id, gen, pid] {
-    Slot* s = Find(id);
-    if (s != nullptr && s->generation == gen && s->info.pid == pid) {
+  const int id = w.id;
+  const std::uint64_t gen = w.generation;
+  w.stop_timer = loop_.After(options_.stop_timeout, [this, id, gen, pid] {
+    Worker* s = Find(id);
+    if (s != nullptr && s->generation == gen && s->pid == pid) {
       CLAMS_LOG(kWarning, "worker {} (pid {}) did not stop after SIGTERM: killing it", id, pid);
       KillTree(pid, SIGKILL);
     }
   });
+  Emit(w, WorkerEvent::Kind::kStopping, cause);
 }
 
-void ProcessExecutor::Recycle(int worker_id, std::string_view reason) {
-  Slot* slot = Find(worker_id);
-  if (slot == nullptr) return;
-  if (slot->info.state == vram::WorkerState::kBusy) {
-    CLAMS_LOG(kWarning, "not recycling busy worker {} ({})", worker_id, reason);
-    return;
-  }
-  Stop(*slot, reason, true);
-  Notify();
+void ProcessExecutor::KillNow(Worker& w, KillCause cause) {
+  if (w.pid <= 0) return;
+  const bool announce = !w.stopping;
+  w.stopping = true;
+  if (w.stop_cause == KillCause::kNone || cause == KillCause::kRequestTimeout) w.stop_cause = cause;
+  KillTree(w.pid, SIGKILL);
+  if (announce) Emit(w, WorkerEvent::Kind::kStopping, cause);
+}
+
+void ProcessExecutor::Recycle(int worker_id, KillCause cause) {
+  Worker* w = Find(worker_id);
+  if (w == nullptr) return;
+  Retire(*w, cause);
+}
+
+bool ProcessExecutor::Kill(int worker_id, KillCause cause) {
+  Worker* w = Find(worker_id);
+  if (w == nullptr || w->pid <= 0) return false;
+  CLAMS_LOG(kInfo, "killing worker {} (pid {}): {}", w->id, w->pid, KillCauseName(cause));
+  KillNow(*w, cause);
+  return true;
 }
 
 void ProcessExecutor::ReplaceAll() {
-  CLAMS_LOG(kInfo, "SIGHUP: replacing {} worker(s) one by one", slots_.size());
-  for (auto& s : slots_) s->reload_pending = true;
+  CLAMS_LOG(kInfo, "SIGHUP: replacing {} worker(s) one by one", workers_.size());
+  for (auto& w : workers_) w->reload_pending = true;
   AdvanceReload();
 }
 
 void ProcessExecutor::AdvanceReload() {
   // One at a time: wait while the last replaced worker is on its way back.
-  if (shutting_down_ || reloading_slot_ != 0) return;
-  for (auto& s : slots_) {
-    if (!s->reload_pending) continue;
-    if (s->info.state == vram::WorkerState::kIdle) {
-      s->reload_pending = false;
-      reloading_slot_ = s->info.id;
-      Stop(*s, "reload", true);
-      return;
+  if (shutting_down_ || reloading_worker_ != 0) return;
+  for (auto& w : workers_) {
+    if (!w->reload_pending) continue;
+    if (!w->ready || w->stopping) {
+      w->reload_pending = false;  // it is being replaced anyway
+      continue;
     }
-    if (s->info.state == vram::WorkerState::kStarting || s->info.state == vram::WorkerState::kStopping) {
-      s->reload_pending = false;  // it is being replaced anyway
-    }
-    // Busy: try again after its answer.
+    w->reload_pending = false;
+    reloading_worker_ = w->id;
+    Retire(*w, KillCause::kReload);
+    return;
   }
 }
 
@@ -638,11 +698,15 @@ void ProcessExecutor::Shutdown(std::function<void()> done) {
   shutting_down_ = true;
   shutdown_done_ = std::move(done);
   bool any = false;
-  for (auto& s : slots_) {
-    loop_.Cancel(s->spawn_timer);
-    if (s->info.pid > 0) {
+  for (auto& w : workers_) {
+    loop_.Cancel(w->spawn_timer);
+    if (w->pid > 0) {
       any = true;
-      Stop(*s, "shutdown", false);
+      if (w->stopping) {
+        w->stop_cause = KillCause::kShutdown;
+      } else {
+        Stop(*w, KillCause::kShutdown);
+      }
     }
   }
   if (!any && shutdown_done_) {

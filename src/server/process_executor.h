@@ -1,16 +1,22 @@
 // Production mode: N worker processes started by exec (never a bare fork of
-// a process that may have touched CUDA), each serving one request at a time
-// on its own Unix socket (native workers) or loopback port (external apps),
+// a process that may have touched CUDA), each serving up to `threads`
+// requests at once (one connection per slot) on its own Unix socket
+// (native workers, `{socket}` apps) or loopback port (`{port}` apps),
 // pinned to one GPU with CUDA_VISIBLE_DEVICES. The supervisor inside:
 //
-//   spawn -> starting --(ready: pipe handshake or GET / answers)--> idle
-//   idle --Dispatch--> busy --answer--> idle (or stopping at --max-requests)
-//   busy --crash--> the request fails with the signal named; respawn
-//   busy --request timeout--> SIGKILL, 504; respawn
-//   idle --Recycle (evict, drift, oom, reload)--> stopping --exit--> respawn
-//   exit while starting -> crash loop: respawn with exponential backoff
+//   spawn -> starting --(ready: pipe handshake or GET / answers)--> ready
+//   ready --Dispatch--> a slot runs a request --answer--> slot free
+//   crash while running -> its requests fail (the signal named); respawn
+//   a request past --request-timeout -> SIGKILL, 504 for it (503 for the
+//       others on that worker: the server killed it, retry); respawn
+//   Recycle/retire (evict, drift, oom, max-requests, reload) -> stopping
+//       once it runs nothing -> SIGTERM -> exit -> respawn at once
+//   exit before it ever served -> crash loop: respawn with exponential
+//       backoff; the count resets once a worker has served
 //
-// Loop thread only.
+// Every change is reported as a WorkerEvent. Kills the server sends carry
+// their KillCause into the ExecResults of the requests they end. Texts for
+// clients never contain process ids (logs do). Loop thread only.
 #ifndef CLAMS_SRC_SERVER_PROCESS_EXECUTOR_H_
 #define CLAMS_SRC_SERVER_PROCESS_EXECUTOR_H_
 
@@ -31,11 +37,6 @@
 
 namespace clams::server {
 
-/// Internal response headers between a native worker and the front.
-inline constexpr std::string_view kFailureHeader = "X-Clams-Failure";
-inline constexpr std::string_view kNewViewsHeader = "X-Clams-New-Views";
-inline constexpr std::string_view kHwFetchHeader = "X-Clams-Hw-Fetch";
-
 struct ProcessExecutorOptions {
   /// Native workers: the executable re-executed in worker role and its
   /// extra arguments (--clams-worker-socket and -fd are added).
@@ -46,6 +47,8 @@ struct ProcessExecutorOptions {
   std::vector<std::string> external_command;
   /// Device index of each worker (-1: no GPU); its size is the worker count.
   std::vector<int> worker_devices;
+  /// Requests each worker runs at once.
+  int threads = 1;
   /// Devices, for pinning by UUID.
   std::vector<gpu::DeviceInfo> devices;
   std::uint64_t max_requests = 0;
@@ -58,8 +61,6 @@ struct ProcessExecutorOptions {
   /// Crash-loop backoff: first delay, doubling up to the maximum.
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30000};
-  /// A worker that lived at least this long resets its failure count.
-  std::chrono::milliseconds healthy_after{10000};
 };
 
 class ProcessExecutor : public Executor {
@@ -68,10 +69,10 @@ class ProcessExecutor : public Executor {
   ~ProcessExecutor() override;
 
   std::string_view kind() const override { return options_.external_command.empty() ? "process" : "external"; }
-  Status Start(WorkersChanged on_change) override;
-  std::vector<WorkerInfo> Workers() const override;
+  Status Start(EventSink on_event) override;
   void Dispatch(int worker_id, std::shared_ptr<ExecRequest> request, std::function<void(ExecResult)> done) override;
-  void Recycle(int worker_id, std::string_view reason) override;
+  void Recycle(int worker_id, KillCause cause) override;
+  bool Kill(int worker_id, KillCause cause) override;
   void ReplaceAll() override;
   void Shutdown(std::function<void()> done) override;
 
@@ -81,31 +82,36 @@ class ProcessExecutor : public Executor {
   void AddWorkers(const std::vector<int>& devices);
   /// Where worker `worker_id` listens (empty endpoint if unknown).
   Endpoint WorkerEndpoint(int worker_id) const;
+  /// Ids of workers that are ready.
+  std::vector<int> ReadyWorkers() const;
 
  private:
-  struct Slot;
-  void Spawn(Slot& slot);
-  void ScheduleSpawn(Slot& slot);
-  void OnReadyPipe(int slot_id, std::uint64_t generation);
-  void PollExternalReady(int slot_id, std::uint64_t generation);
-  void BecomeReady(Slot& slot);
+  struct Worker;
+  void Spawn(Worker& w);
+  void ScheduleSpawn(Worker& w);
+  void OnReadyPipe(int worker_id, std::uint64_t generation);
+  void PollExternalReady(int worker_id, std::uint64_t generation);
+  void BecomeReady(Worker& w);
   void Reap();
-  void OnExit(Slot& slot, int status);
-  void OnResponse(int slot_id, std::uint64_t generation, StatusOr<HttpResponse> response);
-  void Stop(Slot& slot, std::string_view reason, bool count_restart);
+  void OnExit(Worker& w, int status);
+  void OnResponse(int worker_id, std::uint64_t generation, std::size_t slot, StatusOr<HttpResponse> response);
+  void Retire(Worker& w, KillCause cause);
+  void Stop(Worker& w, KillCause cause);
+  void KillNow(Worker& w, KillCause cause);
   void AdvanceReload();
-  Slot* Find(int slot_id);
-  Endpoint EndpointOf(const Slot& slot) const;
+  void Emit(const Worker& w, WorkerEvent::Kind kind, KillCause cause = KillCause::kNone, std::string how = "");
+  Worker* Find(int worker_id);
+  Endpoint EndpointOf(const Worker& w) const;
   std::uint64_t DrawMaxRequests();
-  void Notify();
+  bool External() const { return !options_.external_command.empty(); }
 
   EventLoop& loop_;
   Metrics& metrics_;
   ProcessExecutorOptions options_;
-  WorkersChanged on_change_;
-  std::vector<std::unique_ptr<Slot>> slots_;
+  EventSink on_event_;
+  std::vector<std::unique_ptr<Worker>> workers_;
   std::uint64_t restarts_ = 0;
-  int reloading_slot_ = 0;  // the slot SIGHUP is replacing now (0: none)
+  int reloading_worker_ = 0;  // the worker SIGHUP is replacing now (0: none)
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
   std::mt19937_64 rng_;
@@ -115,9 +121,9 @@ class ProcessExecutor : public Executor {
 std::string DescribeExit(int wait_status);
 
 /// Runs the worker role of a native app: serves AppRunner on a Unix socket,
-/// one request at a time, after telling the front it is ready on
+/// up to `threads` requests at once, after telling the front it is ready on
 /// `ready_fd`. Returns the process exit code.
-int RunNativeWorker(AppRunner& runner, const std::string& socket_path, int ready_fd);
+int RunNativeWorker(AppRunner& runner, const std::string& socket_path, int ready_fd, int threads);
 
 }  // namespace clams::server
 

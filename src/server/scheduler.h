@@ -1,18 +1,25 @@
-// The scheduler of the front: the one place where annotate requests wait,
-// are admitted against GPU memory (clams::vram::Decide), are dispatched to
-// workers, and are answered. It also feeds measured peaks back into the
-// profiles and recycles workers whose memory drifted or that ran out of
-// memory. Loop thread only.
+// The scheduler of the front: the one place where annotate requests go
+// from intake to their answer. It wires the stages, each in its own file:
 //
-// Life of a request: Submit() (checks: draining, impossible, queue full) ->
-// queued with a deadline -> Pump() admits it onto a worker -> the executor
-// runs it -> OnDone() measures, records, answers -> Pump() again.
+//   intake.h       one decoding of query and envelope, refine, class, estimate
+//   wait_queue.h   arrival order, deadlines, cancellation, count/byte bounds
+//   (here)         dispatch: applies vram::Decide; each grant is a move-only
+//                  vram::Reservation in the vram::Ledger, released exactly once
+//   outcome.h      learning from evidence: profiles, OOM floors, drift
+//   decorate.h     hwFetch / runningTime in the answer
+//   observe.h      runtime JSON, /status.json, gauges, recent events
+//   answers.h      the one Status -> HTTP mapping and front-built answers
+//   worker_registry.h  the workers, built from executor events only
+//
+// Life of a request: Submit() (draining? queue room? intake; 422) ->
+// queued with a deadline -> Pump() admits it onto a worker slot ->
+// the executor runs it -> OnDone() learns, decorates, answers -> Pump().
+// Loop thread only.
 #ifndef CLAMS_SRC_SERVER_SCHEDULER_H_
 #define CLAMS_SRC_SERVER_SCHEDULER_H_
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,14 +33,24 @@
 #include "server/event_loop.h"
 #include "server/executor.h"
 #include "server/http.h"
+#include "server/intake.h"
+#include "server/job.h"
 #include "server/metrics.h"
+#include "server/observe.h"
+#include "server/outcome.h"
+#include "server/wait_queue.h"
+#include "server/worker_registry.h"
 
 namespace clams::server {
 
 struct SchedulerOptions {
   std::chrono::milliseconds queue_timeout{300000};
   std::size_t max_queue = 100;
+  /// Bodies waiting in the queue, in bytes (0: no bound).
+  std::uint64_t max_queued_bytes = 1ull << 30;
   std::chrono::milliseconds request_timeout{0};
+  /// A running request whose client went away is cancelled after this.
+  std::chrono::milliseconds client_gone_grace{5000};
   vram::AdmissionOptions admission;
   vram::EstimateOptions estimates;
   /// Idle usage growth past a worker's baseline that counts as drift:
@@ -42,19 +59,25 @@ struct SchedulerOptions {
   double drift_fraction = 0.1;
   /// How often a waiting head is re-checked against fresh samples.
   std::chrono::milliseconds recheck_interval{50};
-  /// External apps (`clams serve`): requests whose parameters or envelope
-  /// the front cannot read are still forwarded, so the app gives its own
-  /// answer; new views are found by comparing with the input.
+  /// How often changed profiles are written.
+  std::chrono::milliseconds profile_flush_interval{10000};
+  /// External apps (`clams serve`).
   bool external = false;
   /// Universal parameters the external app does not declare: not forwarded;
   /// the front records them itself (runningTime, hwFetch).
   std::vector<std::string> front_only_parameters;
+  /// The parameters that shape memory (class key); empty: all.
+  std::vector<std::string> class_params;
+  /// GET /?includeVRAM=true shows pids, the profile directory and every
+  /// class's parameters (else only what a client needs).
+  bool expose_runtime = false;
 };
 
 /// Everything the answer to one annotate request needs.
 struct AnnotateCall {
   HttpRequest request;
   RawParams query;
+  std::string request_id;
   std::function<void(HttpResponse)> respond;
   std::shared_ptr<CancelSignal> cancel;
 };
@@ -66,16 +89,22 @@ class Scheduler {
             vram::ProfileStore* profiles, Metrics& metrics, SchedulerOptions options);
   ~Scheduler();
 
+  /// The executor's event sink: keeps the registry current, then pumps.
+  void OnWorkerEvent(const WorkerEvent& event);
   /// Takes an annotate request (POST/PUT /).
   void Submit(AnnotateCall call);
   /// Admits and dispatches what can run now.
   void Pump();
 
-  /// True when the server can take work: not draining, a worker is up, and
-  /// the smallest known request class can be admitted soon.
+  /// True when the server can take work: not draining, a worker is up, the
+  /// queue has room, and the smallest known request class can be admitted
+  /// soon.
   bool Ready(std::string* why) const;
-  /// The `runtime` object of GET /?includeVRAM=true.
-  json::object Runtime() const;
+  /// The `runtime` object of GET /?includeVRAM=true (`full`: with pids,
+  /// profile directory and class parameters).
+  json::object Runtime(bool full) const;
+  /// GET /status.json.
+  json::object StatusJson() const;
   /// Sets the gauges before a /metrics scrape.
   void UpdateGauges();
 
@@ -83,29 +112,35 @@ class Scheduler {
   /// (at most `grace`), then call `done`.
   void Drain(std::chrono::milliseconds grace, std::function<void()> done);
   bool draining() const { return draining_; }
+  /// Writes changed profiles now (also done periodically and at drain).
+  void FlushProfiles();
+
+  const SchedulerOptions& options() const { return options_; }
 
  private:
-  struct Job;
-  struct Running;
-
-  void PumpOnce();
-  bool HasGpus() const;
+  bool HasGpus() const { return has_gpus_; }
   std::vector<vram::DeviceView> Devices() const;
-  const gpu::DeviceInfo* DeviceInfoFor(int index) const;
-  void Reject(Job& job, int status, std::string_view reason, std::string_view message, bool retry_after);
+  std::optional<gpu::DeviceInfo> DeviceInfoFor(int index) const;
+  Job* FindJob(std::uint64_t id);
   void Answer(Job& job, HttpResponse response);
+  void Refuse(Job& job, RequestFailure failure);
+  void PumpOnce();
+  void Start(Job& job, const vram::Decision::Dispatch& d, const std::vector<vram::DeviceView>& devices);
   void OnDone(std::uint64_t job_id, ExecResult result);
-  void OnQueueTimeout(std::uint64_t job_id);
+  HttpResponse AnswerFor(Job& job, ExecResult& result, const std::optional<vram::Sampler::Window>& window,
+                         const std::optional<gpu::DeviceInfo>& device);
+  void OnDeadline(std::uint64_t job_id);
   void OnCancel(std::uint64_t job_id);
+  void OnClientGoneGrace(std::uint64_t job_id);
+  void MaybeCancelGoneWork(int worker_id);
+  void Finish(std::uint64_t job_id);
   void ScheduleRecheck();
+  void ScheduleFlush();
   void MaybeFinishDrain();
   int RetryAfter(std::size_t ahead) const;
-  /// Requests queued before `job_id` (the queue length if it is not queued).
-  std::size_t Ahead(std::uint64_t job_id) const;
-  std::vector<vram::InFlight> InFlightLedger() const;
-  std::string AddProfiling(const Job& job, const ExecResult& result, const vram::Sampler::Window* window,
-                           bool hardware, bool running_time);
-  std::string ForwardTarget(const HttpRequest& request) const;
+  std::string WaitedFor(const Job& job) const;
+  std::string ForRequest(const Job& job, std::string message) const;
+  ObserveInputs Inputs() const;
 
   EventLoop& loop_;
   AppRunner& runner_;
@@ -114,19 +149,15 @@ class Scheduler {
   vram::ProfileStore* profiles_;
   Metrics& metrics_;
   SchedulerOptions options_;
+  Intake intake_;
+  WaitQueue queue_;
+  OutcomeLearner learner_;
+  WorkerRegistry registry_;
+  vram::Ledger ledger_;
+  EventLog events_;
 
   std::uint64_t next_id_ = 1;
-  std::deque<std::uint64_t> queue_;  // job ids in arrival order
   std::map<std::uint64_t, std::unique_ptr<Job>> jobs_;
-  std::map<int, std::uint64_t> running_by_worker_;
-  // Per worker: class of its last successful request and its idle baseline.
-  struct WorkerMemory {
-    std::string last_class;
-    std::uint64_t baseline_bytes = 0;
-    bool has_baseline = false;
-    int pid = 0;
-  };
-  std::map<int, WorkerMemory> worker_memory_;
   bool recheck_scheduled_ = false;
   bool has_gpus_ = false;  // devices do not come and go while serving
   bool pumping_ = false;
@@ -134,7 +165,7 @@ class Scheduler {
   bool draining_ = false;
   std::function<void()> drain_done_;
   EventLoop::TimerId drain_timer_ = 0;
-  std::optional<vram::Decision::Blocked> last_blocked_;
+  EventLoop::TimerId flush_timer_ = 0;
 };
 
 }  // namespace clams::server

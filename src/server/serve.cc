@@ -42,14 +42,26 @@ std::string ExecutablePath() {
   return ec ? std::string() : p.string();
 }
 
+}  // namespace
+}  // namespace clams
+
+// Defined by clams_app_version() in the app's build (cmake/ClamsAppVersion.cmake): the app's
+// `git describe` at build time. Weak, so apps built without it link too.
+extern "C" const char* clams_app_build_version() __attribute__((weak));
+
+namespace clams {
+namespace {
+
+// The version an app without its own app_version gets: CLAMS_APP_VERSION,
+// else the build-time stamp, else "unresolvable". Never the directory the
+// server was started from (a class key must not depend on it).
 std::string DefaultAppVersion() {
-  std::vector<std::string> dirs;
-  std::string exe = ExecutablePath();
-  if (!exe.empty()) dirs.push_back(std::filesystem::path(exe).parent_path().string());
-  std::error_code ec;
-  auto cwd = std::filesystem::current_path(ec);
-  if (!ec) dirs.push_back(cwd.string());
-  return ResolveAppVersion(dirs, Env("CLAMS_APP_VERSION"));
+  if (std::string env = Env("CLAMS_APP_VERSION"); !env.empty()) return env;
+  if (clams_app_build_version != nullptr) {
+    const char* stamped = clams_app_build_version();
+    if (stamped != nullptr && *stamped != '\0') return stamped;
+  }
+  return "unresolvable";
 }
 
 Status SetLogLevel(const std::string& name) {
@@ -60,8 +72,9 @@ Status SetLogLevel(const std::string& name) {
 
 // The settings every server command reads after its flags: environment
 // fallbacks, the log level and the access log.
-Status ApplyLoggingAndEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source) {
-  CLAMS_RETURN_IF_ERROR(server::ApplyEnvironment(options, workers_from_flag, workers_source));
+Status ApplyLoggingAndEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source,
+                                  bool threads_from_flag) {
+  CLAMS_RETURN_IF_ERROR(server::ApplyEnvironment(options, workers_from_flag, workers_source, threads_from_flag));
   CLAMS_RETURN_IF_ERROR(SetLogLevel(options.log_level).WithContext("--log-level"));
   log::SetAccessLogEnabled(!options.no_access_log);
   return Status::Ok();
@@ -162,7 +175,6 @@ int RunBatch(AppRunner& runner, const char* program, int argc, char** argv) {
 
 StatusOr<vram::AdmissionOptions> AdmissionFromFlags(const ServerOptions& o) {
   vram::AdmissionOptions a;
-  a.backfill_window = std::chrono::milliseconds(static_cast<long long>(o.backfill_window_seconds * 1000));
   if (!o.vram_headroom.empty()) {
     if (o.vram_headroom.back() == '%') {
       char* end = nullptr;
@@ -223,7 +235,7 @@ std::unique_ptr<vram::ProfileStore> OpenProfiles(const ServerOptions& o, const s
       o.profile_dir.empty()
           ? vram::DefaultProfileRoot(Env("CLAMS_PROFILE_DIR"), Env("XDG_CACHE_HOME"), Env("HOME")).string()
           : o.profile_dir;
-  auto store = vram::ProfileStore::Open({root, app_id});
+  auto store = vram::ProfileStore::Open({root, app_id, o.max_profiles});
   if (!store.ok()) {
     CLAMS_LOG(kWarning, "memory profiles are not kept: {}", store.status().ToString());
     return nullptr;
@@ -236,7 +248,13 @@ StatusOr<server::SchedulerOptions> SchedulerOptionsFromFlags(const ServerOptions
   server::SchedulerOptions so;
   so.queue_timeout = Ms(o.queue_timeout_seconds);
   so.max_queue = o.max_queue;
+  auto queued = gpu::ParseBytes(o.max_queued_bytes);
+  if (!queued.ok()) return InvalidArgumentError("--max-queued-bytes: " + queued.status().message());
+  so.max_queued_bytes = *queued;
   so.request_timeout = Ms(o.request_timeout_seconds);
+  so.client_gone_grace = Ms(o.client_gone_grace_seconds);
+  so.class_params = server::SplitNames(o.class_params);
+  so.expose_runtime = o.expose_runtime;
   CLAMS_ASSIGN_OR_RETURN(so.admission, AdmissionFromFlags(o));
   so.estimates.margin = o.vram_margin;
   so.estimates.conservative_fraction = o.vram_conservative_fraction;
@@ -258,6 +276,15 @@ StatusOr<server::HttpServerOptions> HttpOptionsFromFlags(const ServerOptions& o)
 
 std::filesystem::path SocketDir() {
   return std::filesystem::temp_directory_path() / ("clams-" + std::to_string(::getpid()));
+}
+
+// Creates the worker socket directory, private to this user.
+Status MakeSocketDir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return FailedPreconditionError("cannot create the worker socket directory " + dir.string());
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  return Status::Ok();
 }
 
 // The part of a front that exists once the app's metadata is known: the
@@ -332,6 +359,12 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::unique_ptr<server::Executor> executor;
   std::filesystem::path socket_dir;
+  int threads = std::max(1, o.threads);
+  if (threads > 1 && !runner.app().thread_safe()) {
+    CLAMS_LOG(kWarning, "--threads {}: {} ({}) is not thread-safe (App::thread_safe() is false); each worker runs "
+              "one request at a time", threads, md.name, md.identifier);
+    threads = 1;
+  }
   if (o.production) {
     server::WorkerPlan plan = server::PlanWorkers(gpus.devices, cores, md.est_gpu_mem_typ, o.workers, workers_source);
     CLAMS_LOG(kInfo, "{}", plan.reasoning);
@@ -340,13 +373,18 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
                                   : fmt::format("after {} request(s)", o.max_requests));
     server::ProcessExecutorOptions po;
     po.executable = ExecutablePath();
-    po.worker_args = {"--log-level", o.log_level};
+    po.worker_args = {"--log-level", o.log_level, "--threads", std::to_string(threads)};
     if (o.no_access_log) po.worker_args.push_back("--no-access-log");
     po.worker_devices = plan.devices;
+    po.threads = threads;
     po.devices = gpus.devices;
     po.max_requests = o.max_requests;
     po.max_requests_jitter = o.max_requests_jitter;
     socket_dir = SocketDir();
+    if (Status st = MakeSocketDir(socket_dir); !st.ok()) {
+      CLAMS_LOG(kCritical, "{}", st.message());
+      return 1;
+    }
     po.socket_dir = socket_dir;
     executor = std::make_unique<server::ProcessExecutor>(loop, metrics, std::move(po));
   } else {
@@ -358,13 +396,14 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     CLAMS_LOG(kCritical, "{}", so.status().message());
     return 2;
   }
+  if (so->class_params.empty()) so->class_params = runner.app().ClassParameters();
   FrontParts parts;
   if (Status s = StartFront(loop, runner, *executor, gpus, profiles.get(), metrics, o, *so, port_file, parts); !s.ok()) {
     CLAMS_LOG(kCritical, "{}", s.ToString());
     return 1;
   }
   server::Scheduler* scheduler = parts.scheduler.get();
-  if (Status s = executor->Start([scheduler] { scheduler->Pump(); }); !s.ok()) {
+  if (Status s = executor->Start([scheduler](const server::WorkerEvent& e) { scheduler->OnWorkerEvent(e); }); !s.ok()) {
     CLAMS_LOG(kCritical, "cannot start workers: {}", s.ToString());
     return 1;
   }
@@ -428,12 +467,15 @@ int Serve(App& app, int argc, char** argv) {
     return 0;
   }
   std::string workers_source;
-  if (Status st = ApplyLoggingAndEnvironment(options, cli.count("--workers") > 0, &workers_source); !st.ok()) {
+  if (Status st = ApplyLoggingAndEnvironment(options, cli.count("--workers") > 0, &workers_source,
+                                             cli.count("--threads") > 0);
+      !st.ok()) {
     std::cerr << st.message() << "\n";
     return 2;
   }
   if (!options.worker_socket.empty()) {
-    return server::RunNativeWorker(runner, options.worker_socket, options.worker_ready_fd);
+    const int threads = runner.app().thread_safe() ? std::max(1, options.threads) : 1;
+    return server::RunNativeWorker(runner, options.worker_socket, options.worker_ready_fd, threads);
   }
   return RunServer(runner, options, workers_source, port_file);
 }
@@ -461,7 +503,9 @@ int ServeExternal(int argc, char** argv) {
     return cli.exit(e);
   }
   std::string workers_source;
-  if (Status st = ApplyLoggingAndEnvironment(o, cli.count("--workers") > 0, &workers_source); !st.ok()) {
+  if (Status st = ApplyLoggingAndEnvironment(o, cli.count("--workers") > 0, &workers_source,
+                                             cli.count("--threads") > 0);
+      !st.ok()) {
     std::cerr << st.message() << "\n";
     return 2;
   }
@@ -496,6 +540,11 @@ int ServeExternal(int argc, char** argv) {
   po.max_requests_jitter = o.max_requests_jitter;
   po.socket_dir = SocketDir();
   po.ready_timeout = Ms(startup_timeout);
+  po.threads = std::max(1, o.threads);
+  if (Status st = MakeSocketDir(po.socket_dir); !st.ok()) {
+    CLAMS_LOG(kCritical, "{}", st.message());
+    return 1;
+  }
   server::ProcessExecutor executor(loop, metrics, std::move(po));
 
   std::unique_ptr<ExternalApp> app;
@@ -504,6 +553,8 @@ int ServeExternal(int argc, char** argv) {
   FrontParts parts;
   int exit_code = 0;
   bool asked = false;
+  std::vector<server::WorkerEvent> buffered;        // before the scheduler exists
+  std::vector<server::WorkerEvent> pending_events;  // replayed into it
   std::unique_ptr<server::HttpConnection> metadata_conn;
   auto fail = [&](const std::string& why) {
     CLAMS_LOG(kCritical, "{}", why);
@@ -543,24 +594,28 @@ int ServeExternal(int argc, char** argv) {
     server::SchedulerOptions sched = *so;
     sched.external = true;
     sched.front_only_parameters = front_only;
+    // Events that came before the scheduler existed (the first copy's).
+    pending_events.swap(buffered);
     if (Status s = StartFront(loop, *runner, executor, gpus, profiles.get(), metrics, o, sched, port_file, parts);
         !s.ok()) {
       return fail(s.ToString());
     }
+    for (const auto& e : pending_events) parts.scheduler->OnWorkerEvent(e);
+    pending_events.clear();
     // The first copy is worker 1 on plan.devices[0]; start the rest.
     executor.AddWorkers(std::vector<int>(plan.devices.begin() + 1, plan.devices.end()));
     parts.scheduler->Pump();
   };
-  auto on_change = [&] {
+  auto on_event = [&](const server::WorkerEvent& event) {
     if (parts.scheduler) {
-      parts.scheduler->Pump();
+      parts.scheduler->OnWorkerEvent(event);
       return;
     }
+    buffered.push_back(event);
     if (asked) return;
-    for (const auto& w : executor.Workers()) {
-      if (w.state != vram::WorkerState::kIdle) continue;
+    for (int id : executor.ReadyWorkers()) {
       asked = true;
-      metadata_conn = server::HttpConnection::Create(loop, executor.WorkerEndpoint(w.id));
+      metadata_conn = server::HttpConnection::Create(loop, executor.WorkerEndpoint(id));
       server::HttpRequest get;
       get.method = "GET";
       get.target = "/";
@@ -568,7 +623,7 @@ int ServeExternal(int argc, char** argv) {
       return;
     }
   };
-  if (Status s = executor.Start(on_change); !s.ok()) {
+  if (Status s = executor.Start(on_event); !s.ok()) {
     CLAMS_LOG(kCritical, "cannot start the app: {}", s.ToString());
     return 1;
   }

@@ -39,26 +39,35 @@ std::uint64_t ScaleBytes(std::uint64_t bytes, double factor) {
 }
 
 bool HasFullMeasurement(const Profile& profile) {
-  return profile.samples > 0 || profile.peak_bytes > 0;
+  return profile.samples > 0 || profile.peak_bytes > 0 || profile.oom_floor_bytes > 0;
 }
 
 bool HasWarmMeasurement(const Profile& profile) {
-  return profile.warm_samples > 0 || profile.warm_peak_bytes > 0;
+  return profile.warm_samples > 0 || profile.warm_peak_bytes > 0 || profile.warm_oom_floor_bytes > 0;
 }
 
 Estimate ResolveEstimate(std::optional<std::uint64_t> declared_bytes, const Profile* profile,
                          std::int64_t est_gpu_mem_typ_mb, std::uint64_t device_total_bytes,
                          const EstimateOptions& options) {
   const double margin_factor = 1.0 + std::max(0.0, options.margin);
+  // What was learned never exceeds the cap, but never drops below a raw
+  // measured peak (a real success).
+  auto capped = [&](std::uint64_t learned, std::uint64_t raw_peak) {
+    if (options.cap_bytes == 0) return learned;
+    return std::min(learned, std::max(options.cap_bytes, raw_peak));
+  };
   Estimate estimate;
   if (declared_bytes.has_value()) {
     estimate.source = EstimateSource::kDeclared;
     estimate.full_bytes = *declared_bytes;
-    if (profile != nullptr)
-      estimate.full_bytes = std::max(estimate.full_bytes, profile->peak_bytes);
+    if (profile != nullptr) {
+      const std::uint64_t learned = std::max(profile->peak_bytes, profile->oom_floor_bytes);
+      estimate.full_bytes = std::max(estimate.full_bytes, capped(learned, profile->peak_bytes));
+    }
   } else if (profile != nullptr && HasFullMeasurement(*profile)) {
     estimate.source = EstimateSource::kProfile;
-    estimate.full_bytes = ScaleBytes(profile->peak_bytes, margin_factor);
+    const std::uint64_t learned = std::max(ScaleBytes(profile->peak_bytes, margin_factor), profile->oom_floor_bytes);
+    estimate.full_bytes = capped(learned, profile->peak_bytes);
   } else if (est_gpu_mem_typ_mb > 0) {
     estimate.source = EstimateSource::kMetadata;
     const auto mib = static_cast<std::uint64_t>(est_gpu_mem_typ_mb);
@@ -70,9 +79,13 @@ Estimate ResolveEstimate(std::optional<std::uint64_t> declared_bytes, const Prof
     const double fraction = std::clamp(options.conservative_fraction, 0.0, 1.0);
     estimate.full_bytes = ScaleBytes(device_total_bytes, fraction);
   }
-  estimate.warm_bytes = (profile != nullptr && HasWarmMeasurement(*profile))
-                            ? ScaleBytes(profile->warm_peak_bytes, margin_factor)
-                            : estimate.full_bytes;
+  if (profile != nullptr && HasWarmMeasurement(*profile)) {
+    const std::uint64_t learned =
+        std::max(ScaleBytes(profile->warm_peak_bytes, margin_factor), profile->warm_oom_floor_bytes);
+    estimate.warm_bytes = capped(learned, profile->warm_peak_bytes);
+  } else {
+    estimate.warm_bytes = estimate.full_bytes;
+  }
   return estimate;
 }
 
@@ -81,5 +94,7 @@ std::string VramHeaderValue(const Estimate& estimate, std::uint64_t need_bytes,
   return fmt::format("estimate={}; source={}; peak={}", need_bytes,
                      EstimateSourceName(estimate.source), peak_bytes);
 }
+
+std::string VramHeaderValueNone() { return "estimate=0; source=none; peak=0"; }
 
 }  // namespace clams::vram

@@ -99,6 +99,8 @@ StatusOr<Profile> ProfileFromJson(const json::value& value) {
   CLAMS_RETURN_IF_ERROR(ReadUint(obj, "samples", false, &p.samples));
   CLAMS_RETURN_IF_ERROR(ReadUint(obj, "warm_samples", false, &p.warm_samples));
   CLAMS_RETURN_IF_ERROR(ReadUint(obj, "oom_events", false, &p.oom_events));
+  CLAMS_RETURN_IF_ERROR(ReadUint(obj, "oom_floor_bytes", false, &p.oom_floor_bytes));
+  CLAMS_RETURN_IF_ERROR(ReadUint(obj, "warm_oom_floor_bytes", false, &p.warm_oom_floor_bytes));
   if (const json::value* v = obj.if_contains("mean_duration_ms")) {
     double d = -1;
     if (v->is_double()) d = v->get_double();
@@ -190,6 +192,8 @@ json::object ProfileToJson(const Profile& p) {
   obj["samples"] = p.samples;
   obj["warm_samples"] = p.warm_samples;
   obj["oom_events"] = p.oom_events;
+  obj["oom_floor_bytes"] = p.oom_floor_bytes;
+  obj["warm_oom_floor_bytes"] = p.warm_oom_floor_bytes;
   obj["mean_duration_ms"] = p.mean_duration_ms;
   obj["parameters"] = p.parameters;
   obj["updated"] = p.updated;
@@ -224,8 +228,8 @@ StatusOr<Profile> ProfileStore::ReadFile(const fs::path& path) {
   return profile;
 }
 
-ProfileStore::ProfileStore(fs::path dir, std::string app_id)
-    : dir_(std::move(dir)), app_id_(std::move(app_id)) {}
+ProfileStore::ProfileStore(fs::path dir, std::string app_id, std::size_t max_profiles)
+    : dir_(std::move(dir)), app_id_(std::move(app_id)), max_profiles_(max_profiles) {}
 
 StatusOr<std::unique_ptr<ProfileStore>> ProfileStore::Open(const Options& options) {
   if (options.root.empty()) return InvalidArgumentError("empty profile root directory");
@@ -236,21 +240,36 @@ StatusOr<std::unique_ptr<ProfileStore>> ProfileStore::Open(const Options& option
     return FailedPreconditionError("cannot create profile directory " + dir.string() + ": " +
                                    (ec ? ec.message() : std::string("not a directory")));
   }
-  std::unique_ptr<ProfileStore> store(new ProfileStore(dir, options.app_id));
+  std::unique_ptr<ProfileStore> store(new ProfileStore(dir, options.app_id, options.max_profiles));
   RemoveStaleTempFiles(dir);
   fs::directory_iterator it(dir, ec);
   if (ec) {
     return FailedPreconditionError("cannot list profile directory " + dir.string() + ": " +
                                    ec.message());
   }
+  // Newest first, so that the bound keeps the most recently used classes.
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
   for (fs::directory_iterator end; it != end; it.increment(ec)) {
     if (ec) {
       return FailedPreconditionError("cannot list profile directory " + dir.string() + ": " +
                                      ec.message());
     }
-    const auto key = ClassKeyFromFileName(it->path().filename().string());
-    if (!key) continue;
-    auto profile = ReadFile(it->path());
+    if (!ClassKeyFromFileName(it->path().filename().string())) continue;
+    std::error_code time_ec;
+    files.emplace_back(fs::last_write_time(it->path(), time_ec), it->path());
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::size_t dropped = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const fs::path& path = files[i].second;
+    const std::string key = *ClassKeyFromFileName(path.filename().string());
+    if (store->max_profiles_ > 0 && store->profiles_.size() >= store->max_profiles_) {
+      std::error_code rm_ec;
+      fs::remove(path, rm_ec);
+      ++dropped;
+      continue;
+    }
+    auto profile = ReadFile(path);
     if (!profile.ok()) {
       CLAMS_LOG(kWarning,
                 "ignoring unreadable memory profile ({}); it is replaced at the next "
@@ -258,7 +277,15 @@ StatusOr<std::unique_ptr<ProfileStore>> ProfileStore::Open(const Options& option
                 profile.status().message());
       continue;
     }
-    store->profiles_.emplace(*key, *std::move(profile));
+    // Older files get older ticks: the oldest is dropped first.
+    Entry& e = store->profiles_[key];
+    e.profile = *std::move(profile);
+    e.last_used = files.size() - i;
+  }
+  store->tick_ = files.size() + 1;
+  if (dropped > 0) {
+    CLAMS_LOG(kWarning, "removed {} memory profile(s) beyond the bound of {} classes (least recently written)",
+              dropped, store->max_profiles_);
   }
   CLAMS_LOG(kDebug, "loaded {} memory profile(s) from {}", store->profiles_.size(), dir.string());
   return store;
@@ -268,7 +295,8 @@ std::optional<Profile> ProfileStore::Get(const std::string& class_key) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = profiles_.find(class_key);
   if (it == profiles_.end()) return std::nullopt;
-  return it->second;
+  it->second.last_used = ++tick_;
+  return it->second.profile;
 }
 
 std::size_t ProfileStore::size() const {
@@ -278,7 +306,44 @@ std::size_t ProfileStore::size() const {
 
 std::map<std::string, Profile> ProfileStore::All() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return profiles_;
+  std::map<std::string, Profile> out;
+  for (const auto& [key, e] : profiles_) out.emplace(key, e.profile);
+  return out;
+}
+
+void ProfileStore::ForEach(const std::function<void(const std::string&, const Profile&)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, e] : profiles_) fn(key, e.profile);
+}
+
+std::optional<std::uint64_t> ProfileStore::SmallestPeakBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<std::uint64_t> smallest;
+  for (const auto& [key, e] : profiles_) {
+    if (!HasFullMeasurement(e.profile)) continue;
+    const std::uint64_t v = std::max(e.profile.peak_bytes, e.profile.oom_floor_bytes);
+    if (!smallest || v < *smallest) smallest = v;
+  }
+  return smallest;
+}
+
+ProfileStore::Entry& ProfileStore::Use(const std::string& key) {
+  auto it = profiles_.find(key);
+  if (it == profiles_.end()) {
+    if (max_profiles_ > 0 && profiles_.size() >= max_profiles_) {
+      auto victim = std::min_element(profiles_.begin(), profiles_.end(), [](const auto& a, const auto& b) {
+        return a.second.last_used < b.second.last_used;
+      });
+      std::error_code ec;
+      fs::remove(dir_ / ProfileFileName(victim->first), ec);
+      CLAMS_LOG(kDebug, "dropped the memory profile of class {} (least recently used; bound {})", victim->first,
+                max_profiles_);
+      profiles_.erase(victim);
+    }
+    it = profiles_.emplace(key, Entry{}).first;
+  }
+  it->second.last_used = ++tick_;
+  return it->second;
 }
 
 Status ProfileStore::CheckClass(const RequestClass& request_class) const {
@@ -292,51 +357,101 @@ Status ProfileStore::CheckClass(const RequestClass& request_class) const {
   return Status::Ok();
 }
 
+namespace {
+
+// Halves a floor's excess over the measured peak; drops a floor that has
+// settled. Returns true when the floor changed.
+bool DecayFloor(std::uint64_t* floor, std::uint64_t measured) {
+  if (*floor == 0) return false;
+  if (*floor <= measured + kOomFloorSettleBytes) {
+    *floor = 0;
+    return true;
+  }
+  *floor = measured + (*floor - measured) / 2;
+  return true;
+}
+
+}  // namespace
+
 Status ProfileStore::Record(const RequestClass& request_class, const json::object& parameters,
                             std::uint64_t growth_bytes, bool warm, double duration_ms,
                             const std::string& device_name) {
   CLAMS_RETURN_IF_ERROR(CheckClass(request_class));
   std::lock_guard<std::mutex> lock(mu_);
-  Profile& p = profiles_[request_class.key];
+  Entry& e = Use(request_class.key);
+  Profile& p = e.profile;
+  bool moved = false;
   if (warm) {
-    ++p.warm_samples;
+    moved = ++p.warm_samples == 1 || growth_bytes > p.warm_peak_bytes;
     p.warm_peak_bytes = std::max(p.warm_peak_bytes, growth_bytes);
+    moved |= DecayFloor(&p.warm_oom_floor_bytes, p.warm_peak_bytes);
   } else {
-    ++p.samples;
+    moved = ++p.samples == 1 || growth_bytes > p.peak_bytes;
     p.peak_bytes = std::max(p.peak_bytes, growth_bytes);
+    moved |= DecayFloor(&p.oom_floor_bytes, p.peak_bytes);
   }
   if (std::isfinite(duration_ms) && duration_ms >= 0) {
     const double n = static_cast<double>(p.samples + p.warm_samples);
     p.mean_duration_ms += (duration_ms - p.mean_duration_ms) / n;
   }
+  moved |= p.parameters != parameters || p.device != device_name || p.app_version != request_class.app_version;
   p.parameters = parameters;
   p.device = device_name;
   p.app_version = request_class.app_version;
   p.app_id = app_id_;
-  p.updated = NowIso8601();
-  return WriteLocked(request_class.key, p);
+  e.dirty = true;
+  if (!moved) return Status::Ok();
+  return WriteLocked(request_class.key, e);
 }
 
-Status ProfileStore::RecordOom(const RequestClass& request_class, const json::object& parameters,
-                               std::uint64_t observed_bytes, std::uint64_t at_least_bytes,
-                               const std::string& device_name) {
+Status ProfileStore::RecordOom(const RequestClass& request_class, const json::object& parameters, bool warm,
+                               std::uint64_t floor_bytes, const std::string& device_name) {
   CLAMS_RETURN_IF_ERROR(CheckClass(request_class));
   std::lock_guard<std::mutex> lock(mu_);
-  Profile& p = profiles_[request_class.key];
-  const std::uint64_t raised =
-      std::max(ScaleBytes(observed_bytes, kOomRaiseFactor), at_least_bytes);
-  const std::uint64_t old_peak = p.peak_bytes;
-  p.peak_bytes = std::max(p.peak_bytes, raised);
-  if (HasWarmMeasurement(p)) p.warm_peak_bytes = std::max(p.warm_peak_bytes, raised);
+  Entry& e = Use(request_class.key);
+  Profile& p = e.profile;
+  std::uint64_t& floor = warm ? p.warm_oom_floor_bytes : p.oom_floor_bytes;
+  const std::uint64_t old_floor = floor;
+  floor = std::max(floor, floor_bytes);
   ++p.oom_events;
   p.parameters = parameters;
   p.device = device_name;
   p.app_version = request_class.app_version;
   p.app_id = app_id_;
-  p.updated = NowIso8601();
-  CLAMS_LOG(kWarning, "out of memory in request class {}: peak estimate raised from {} to {} bytes",
-            request_class.key, old_peak, p.peak_bytes);
-  return WriteLocked(request_class.key, p);
+  CLAMS_LOG(kWarning, "out of GPU memory in request class {}: {} floor raised from {} to {} bytes",
+            request_class.key, warm ? "warm" : "full", old_floor, floor);
+  e.dirty = true;
+  return WriteLocked(request_class.key, e);
+}
+
+Status ProfileStore::Flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Status first;
+  for (auto& [key, e] : profiles_) {
+    if (!e.dirty) continue;
+    Status s = WriteLocked(key, e);
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
+void ProfileStore::WarnLocked(const Status& status) {
+  // One warning a minute at most: a full or read-only directory would
+  // otherwise log one line per request.
+  constexpr std::chrono::seconds kWarningInterval{60};
+  const auto now = std::chrono::steady_clock::now();
+  if (last_warning_ != std::chrono::steady_clock::time_point{} && now - last_warning_ < kWarningInterval) {
+    ++suppressed_warnings_;
+    return;
+  }
+  if (suppressed_warnings_ > 0) {
+    CLAMS_LOG(kWarning, "{} ({} more write failure(s) since the last warning)", status.message(),
+              suppressed_warnings_);
+  } else {
+    CLAMS_LOG(kWarning, "{}", status.message());
+  }
+  suppressed_warnings_ = 0;
+  last_warning_ = now;
 }
 
 Status ProfileStore::Remove(const std::string& class_key) {
@@ -380,7 +495,9 @@ Status ProfileStore::Clear() {
   return result;
 }
 
-Status ProfileStore::WriteLocked(const std::string& key, const Profile& profile) {
+Status ProfileStore::WriteLocked(const std::string& key, Entry& entry) {
+  Profile& profile = entry.profile;
+  profile.updated = NowIso8601();
   std::string text = mmif::WriteJson(json::value(ProfileToJson(profile)), {.indent = kFileIndent});
   text.push_back('\n');
   const fs::path final_path = dir_ / ProfileFileName(key);
@@ -391,13 +508,14 @@ Status ProfileStore::WriteLocked(const std::string& key, const Profile& profile)
     ::unlink(temp_path.c_str());
     const Status s = FailedPreconditionError("cannot write memory profile " + final_path.string() +
                                              ": " + what + ": " + ErrnoText(err));
-    CLAMS_LOG(kWarning, "{}", s.message());
+    WarnLocked(s);
     return s;
   };
   // The directory may have been removed behind our back (a manual cleanup).
   std::error_code ec;
   if (!fs::is_directory(dir_, ec)) fs::create_directories(dir_, ec);
-  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  // Private: the parameters of other clients' requests are in it.
+  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fail("open", errno);
   std::size_t written = 0;
   while (written < text.size()) {
@@ -412,6 +530,7 @@ Status ProfileStore::WriteLocked(const std::string& key, const Profile& profile)
   }
   if (::close(fd) != 0) return fail("close", errno);
   if (::rename(temp_path.c_str(), final_path.c_str()) != 0) return fail("rename", errno);
+  entry.dirty = false;
   return Status::Ok();
 }
 

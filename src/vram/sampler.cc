@@ -55,7 +55,7 @@ struct Sampler::State {
     int device = 0;
     bool include_children = false;
     std::uint64_t usage = 0;
-    std::optional<Window> window;
+    std::map<std::uint64_t, Window> windows;  // by window id
   };
 
   // Serialises probe calls and their application, so samples are applied in
@@ -71,6 +71,7 @@ struct Sampler::State {
   bool per_process_active = true;
   bool failing = false;
   std::map<int, Tracked> workers;
+  std::uint64_t next_window = 1;
   std::thread thread;
 };
 
@@ -228,9 +229,9 @@ void Sampler::SampleLocked() {
       continue;
     }
     it->second.usage = usages[i];
-    if (it->second.window) {
-      it->second.window->peak_bytes = std::max(it->second.window->peak_bytes, usages[i]);
-      ++it->second.window->samples;
+    for (auto& [id, window] : it->second.windows) {
+      window.peak_bytes = std::max(window.peak_bytes, usages[i]);
+      ++window.samples;
     }
   }
 }
@@ -255,35 +256,42 @@ std::uint64_t Sampler::WorkerUsage(int worker_id) const {
   return it == state_->workers.end() ? 0 : it->second.usage;
 }
 
-void Sampler::BeginWindow(int worker_id) {
+std::uint64_t Sampler::BeginWindow(int worker_id) {
   std::lock_guard<std::mutex> sample_lock(state_->sample_mu);
   SampleLocked();
   std::lock_guard<std::mutex> lock(state_->mu);
   auto it = state_->workers.find(worker_id);
-  if (it == state_->workers.end()) return;
+  if (it == state_->workers.end()) return 0;
   Window w;
   w.baseline_bytes = it->second.usage;
   w.peak_bytes = it->second.usage;
   w.samples = 1;
-  it->second.window = w;
+  const std::uint64_t id = state_->next_window++;
+  it->second.windows.emplace(id, w);
+  return id;
 }
 
-std::optional<Sampler::Window> Sampler::CurrentWindow(int worker_id) const {
+std::optional<Sampler::Window> Sampler::CurrentWindow(std::uint64_t window_id) const {
   std::lock_guard<std::mutex> lock(state_->mu);
-  auto it = state_->workers.find(worker_id);
-  if (it == state_->workers.end()) return std::nullopt;
-  return it->second.window;
+  for (const auto& [worker, t] : state_->workers) {
+    if (auto w = t.windows.find(window_id); w != t.windows.end()) return w->second;
+  }
+  return std::nullopt;
 }
 
-std::optional<Sampler::Window> Sampler::EndWindow(int worker_id) {
+std::optional<Sampler::Window> Sampler::EndWindow(std::uint64_t window_id) {
+  if (window_id == 0) return std::nullopt;
   std::lock_guard<std::mutex> sample_lock(state_->sample_mu);
   SampleLocked();
   std::lock_guard<std::mutex> lock(state_->mu);
-  auto it = state_->workers.find(worker_id);
-  if (it == state_->workers.end() || !it->second.window) return std::nullopt;
-  std::optional<Window> w = it->second.window;
-  it->second.window.reset();
-  return w;
+  for (auto& [worker, t] : state_->workers) {
+    auto w = t.windows.find(window_id);
+    if (w == t.windows.end()) continue;
+    Window out = w->second;
+    t.windows.erase(w);
+    return out;
+  }
+  return std::nullopt;
 }
 
 }  // namespace clams::vram

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "clams/app/metadata.h"
 #include "clams/app/params.h"
@@ -48,9 +49,11 @@ class App {
   virtual AppMetadata Metadata() const = 0;
 
   /// Analyses `mmif` in place, adding views. Return a non-ok Status (or
-  /// throw) to fail the request; an out-of-memory failure should use
-  /// kResourceExhausted or say "out of memory" so the server can raise the
-  /// request class's VRAM estimate.
+  /// throw) to fail the request. Report running out of GPU memory with
+  /// kResourceExhausted (ideally saying "Tried to allocate <n> MiB" as CUDA
+  /// frameworks do): that is the only signal the server takes as an OOM,
+  /// and it raises the request class's estimate only when the measured
+  /// usage backs it up. Words in other error messages never count.
   virtual Status Annotate(mmif::Mmif& mmif, const Params& params) = 0;
 
   /// Optional: how many bytes of GPU memory one request with `params` makes
@@ -62,8 +65,18 @@ class App {
     return std::nullopt;
   }
 
-  /// True if Annotate() may run on several threads at once on this object
-  /// (development mode). False (the default): calls are serialized.
+  /// Optional: the names of the parameters that shape GPU memory (e.g.
+  /// {"model"}). The server's request class, which keys measured memory
+  /// profiles, uses only these; parameters that change only time (a hold
+  /// time, a threshold) then share one profile. Empty (the default): every
+  /// refined parameter except the universal ones. Names not declared in the
+  /// metadata are ignored.
+  virtual std::vector<std::string> ClassParameters() const { return {}; }
+
+  /// True if Annotate() may run on several threads at once on this object:
+  /// the development server's threads, and up to --threads requests at once
+  /// in each production worker. False (the default): calls are serialized
+  /// and a production worker takes one request at a time.
   virtual bool thread_safe() const { return false; }
 };
 

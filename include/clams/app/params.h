@@ -137,9 +137,12 @@ std::string RecordedParameterValue(const AppMetadata& metadata, const RawParams:
 /// Python's repr of a list of strings: ['a', "it's"].
 std::string PythonListRepr(const std::vector<std::string>& values);
 
-/// The canonical JSON of the refined values without the universal
-/// parameters (keys sorted): the parameter part of a request class.
-std::string CanonicalClassParameters(const Params& params);
+/// The refined values that make up a request class: without the universal
+/// parameters and, when `only` is not empty, only the names in it.
+json::object ClassParameterValues(const Params& params, const std::vector<std::string>& only = {});
+/// The canonical JSON of ClassParameterValues (keys sorted): the parameter
+/// part of a request class.
+std::string CanonicalClassParameters(const Params& params, const std::vector<std::string>& only = {});
 
 }  // namespace clams
 

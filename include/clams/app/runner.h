@@ -21,6 +21,7 @@
 #define CLAMS_APP_RUNNER_H_
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,6 +34,7 @@
 #include "clams/app/metadata.h"
 #include "clams/app/params.h"
 #include "clams/base/status.h"
+#include "clams/mmif/mmif.h"
 
 namespace clams {
 
@@ -46,7 +48,7 @@ enum class FailureKind {
   kBadInput,       ///< 400 text/plain
   kBadParameters,  ///< 400 error view
   kAppError,       ///< 500 error view
-  kAppOom,         ///< 500 error view; the app ran out of (GPU) memory
+  kAppOom,         ///< 500 error view; the app reported running out of (GPU) memory
 };
 
 /// The answer to one annotate request.
@@ -62,6 +64,9 @@ struct AnnotateOutcome {
   std::vector<std::string> new_view_ids;
   /// True when the request asked for hwFetch.
   bool hw_fetch = false;
+  /// kAppOom: the allocation that failed, when the error said ("Tried to
+  /// allocate 2.00 GiB"); 0 if unknown.
+  std::uint64_t oom_tried_bytes = 0;
 };
 
 /// Optional callbacks into the serving layer.
@@ -128,6 +133,11 @@ class AppRunner {
   /// Runs the pipeline for a POST/PUT body and its query parameters.
   AnnotateOutcome Run(std::string_view body, const RawParams& query, const RunHooks& hooks = {});
 
+  /// Runs the pipeline on an MMIF document (never an envelope) with the
+  /// parameters already decoded (query merged over envelope): what a worker
+  /// process does with what the front admitted. Nothing is decoded twice.
+  AnnotateOutcome RunPrepared(std::string_view mmif_text, const RawParams& raw, const RunHooks& hooks = {});
+
   /// The parameter stage only, for a front that schedules before a worker
   /// runs the request: envelope parameters (from ScanEnvelope) merged under
   /// the query, then refined.
@@ -148,7 +158,7 @@ class AppRunner {
 
  private:
   AppRunner(App& app, AppMetadata metadata, Options options);
-  AnnotateOutcome RunLocked(std::string_view body, const RawParams& query, const RunHooks& hooks);
+  AnnotateOutcome RunDocument(mmif::Mmif doc, const RawParams& raw, const RunHooks& hooks);
 
   App& app_;
   AppMetadata metadata_;
@@ -165,9 +175,10 @@ std::string FormatRunningTime(std::chrono::microseconds elapsed);
 /// "<machine>, <logical CPUs> cores" for this host (e.g. "x86_64, 2 cores").
 std::string HostCpuDescription();
 
-/// True if `text` says the failure was an out-of-memory error ("out of
-/// memory", "OutOfMemoryError", "CUDA error: out of memory", ...).
-bool LooksLikeOutOfMemory(std::string_view text);
+/// The size in "Tried to allocate <number> <unit>" (B, KiB, MiB, GiB, TiB,
+/// and KB/MB/GB/TB read as binary units, as PyTorch prints them), the first
+/// occurrence; 0 if absent or unreadable.
+std::uint64_t ParseTriedToAllocate(std::string_view text);
 
 }  // namespace clams
 

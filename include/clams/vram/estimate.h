@@ -12,6 +12,17 @@
 // `warm` is the measured warm peak x (1 + margin) when the class has been
 // measured warm, else equal to `full`.
 //
+// Out-of-memory floors. After an out-of-memory failure with evidence, the
+// profile keeps a floor (Profile::oom_floor_bytes, warm_oom_floor_bytes)
+// that the estimate is raised to; it decays as the class succeeds (see
+// ProfileStore::Record).
+//
+// The cap. What the server learned (margin-scaled peaks and floors) never
+// exceeds EstimateOptions::cap_bytes (the most a device could ever give a
+// fresh worker; 0 = no cap), but never drops below a raw measured peak (a
+// real success). A declared estimate is the app's own word and is not capped
+// (a request no device can hold is refused with 422).
+//
 // Details: a profile counts as measured (step 2) when it has at least one
 // sample or a non-zero peak (an OOM raises the peak of a class that never
 // completed); warm likewise with warm samples or a non-zero warm peak.
@@ -59,13 +70,17 @@ struct EstimateOptions {
   double margin = 0.2;
   /// Fraction of a device's total used when nothing else is known.
   double conservative_fraction = 0.8;
+  /// The most a learned estimate may be (0: no cap).
+  std::uint64_t cap_bytes = 0;
 };
 
 /// ceil(bytes x factor), saturating; 0 for a factor <= 0 or NaN.
 std::uint64_t ScaleBytes(std::uint64_t bytes, double factor);
-/// True if `profile` has a full (cold) measurement: samples > 0 or peak > 0.
+/// True if `profile` has a full (cold) measurement: samples > 0, peak > 0 or
+/// an OOM floor.
 bool HasFullMeasurement(const Profile& profile);
-/// True if `profile` has a warm measurement: warm samples > 0 or warm peak > 0.
+/// True if `profile` has a warm measurement: warm samples > 0, warm peak > 0
+/// or a warm OOM floor.
 bool HasWarmMeasurement(const Profile& profile);
 
 /// Resolves an estimate. `profile` may be null; `est_gpu_mem_typ_mb` <= 0
@@ -80,6 +95,9 @@ Estimate ResolveEstimate(std::optional<std::uint64_t> declared_bytes, const Prof
 /// `peak` the measured growth of the request.
 std::string VramHeaderValue(const Estimate& estimate, std::uint64_t need_bytes,
                             std::uint64_t peak_bytes);
+/// The header value for a request refused before any estimate existed
+/// (malformed body, bad parameters): `estimate=0; source=none; peak=0`.
+std::string VramHeaderValueNone();
 
 }  // namespace clams::vram
 

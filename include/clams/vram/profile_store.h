@@ -6,12 +6,28 @@
 // where <root> is ${CLAMS_PROFILE_DIR:-${XDG_CACHE_HOME:-~/.cache}/clams/memory_profiles}
 // (the server resolves it; see DefaultProfileRoot). Content:
 //   {"peak_bytes": N, "warm_peak_bytes": N, "samples": N, "warm_samples": N,
-//    "oom_events": N, "mean_duration_ms": X, "parameters": {...}, "updated": "...",
+//    "oom_events": N, "oom_floor_bytes": N, "warm_oom_floor_bytes": N,
+//    "mean_duration_ms": X, "parameters": {...}, "updated": "...",
 //    "device": "...", "app_version": "...", "app_id": "..."}
-// `peak_bytes` is the `full` growth (the field the Python SDK writes).
-// Files are written to a temporary name and renamed (atomic); only the
-// front process writes. A corrupt or unreadable file is ignored (logged)
-// and replaced at the next write, never fatal.
+// `peak_bytes` is the largest `full` growth measured on a successful request
+// (the field the Python SDK writes); an out-of-memory failure never changes
+// it, it sets a floor instead (`oom_floor_bytes`, `warm_oom_floor_bytes`)
+// which decays as the class succeeds: each success halves the floor's
+// excess over the measured peak, and a floor within kOomFloorSettleBytes of
+// it is dropped. Files are written to a temporary name and renamed (atomic),
+// mode 0600; only the front process writes. A corrupt or unreadable file is
+// ignored (logged) and replaced at the next write, never fatal.
+//
+// Writes. A change that moves an estimate (a peak, a floor, an OOM, the
+// first sample of a kind) is written at once; other updates (sample counts,
+// mean duration) only mark the profile dirty, and Flush() writes those (the
+// server calls it every few seconds and at shutdown). Write failures are
+// logged at most once a minute per store, with a count.
+//
+// Bounds. At most Options::max_profiles classes are kept, in memory and on
+// disk: past it the least recently used class (by Get, Record, RecordOom)
+// is dropped and its file removed. Open() loads the most recently modified
+// files first and removes the files beyond the bound.
 //
 // Reading is lenient so the Python SDK's files load too: only `peak_bytes`
 // is required; absent fields keep their defaults, unknown fields are
@@ -38,8 +54,10 @@
 #ifndef CLAMS_VRAM_PROFILE_STORE_H_
 #define CLAMS_VRAM_PROFILE_STORE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,11 +75,15 @@ namespace clams::vram {
 namespace json = ::boost::json;
 
 struct Profile {
-  std::uint64_t peak_bytes = 0;       ///< max measured full growth (or raised after an OOM)
+  std::uint64_t peak_bytes = 0;       ///< max full growth measured on a successful request
   std::uint64_t warm_peak_bytes = 0;  ///< max measured warm growth; 0 = not measured
   std::uint64_t samples = 0;          ///< measurements that went into peak_bytes
   std::uint64_t warm_samples = 0;
   std::uint64_t oom_events = 0;
+  /// After an OOM: what the estimate is raised to (0 = none). Decays with
+  /// each success of the class (full and warm kinds separately).
+  std::uint64_t oom_floor_bytes = 0;
+  std::uint64_t warm_oom_floor_bytes = 0;
   double mean_duration_ms = 0;  ///< running mean of request durations
   json::object parameters;      ///< refined parameters, for humans
   std::string updated;          ///< ISO-8601 time of the last write
@@ -69,6 +91,16 @@ struct Profile {
   std::string app_version;
   std::string app_id;  ///< app identifier (absent from Python SDK files)
 };
+
+/// The multiplier applied to what was admitted (or seen) when an OOM raises
+/// a class's floor.
+inline constexpr double kOomRaiseFactor = 1.5;
+/// A floor this close to the measured peak is dropped after a success.
+inline constexpr std::uint64_t kOomFloorSettleBytes = std::uint64_t{64} << 20;
+/// Default bound on distinct classes: far more than any real app has
+/// (whisper: 12 models x a few options), far less than a parameter sweep
+/// by a client could create.
+inline constexpr std::size_t kDefaultMaxProfiles = 1000;
 
 /// ${CLAMS_PROFILE_DIR}, else ${XDG_CACHE_HOME}/clams/memory_profiles, else
 /// ${HOME}/.cache/clams/memory_profiles (values passed in by the caller,
@@ -99,6 +131,8 @@ class ProfileStore {
   struct Options {
     std::filesystem::path root;
     std::string app_id;
+    /// Distinct classes kept (in memory and on disk); 0 = no bound.
+    std::size_t max_profiles = kDefaultMaxProfiles;
   };
 
   /// Creates the app's directory if needed and loads every profile in it;
@@ -107,18 +141,25 @@ class ProfileStore {
   /// (the server then runs without persistence).
   static StatusOr<std::unique_ptr<ProfileStore>> Open(const Options& options);
 
+  /// The profile of a class (marks it used for the bound).
   std::optional<Profile> Get(const std::string& class_key) const;
   std::size_t size() const;
-  /// All profiles by class key.
+  /// All profiles by class key (a copy: for tools and tests).
   std::map<std::string, Profile> All() const;
+  /// Calls `fn` for every profile under the store's lock, without copying
+  /// (`fn` must not call back into the store).
+  void ForEach(const std::function<void(const std::string& key, const Profile& profile)>& fn) const;
+  /// The smallest full estimate basis over the measured classes
+  /// (max(peak_bytes, oom_floor_bytes)); nullopt when none is measured.
+  std::optional<std::uint64_t> SmallestPeakBytes() const;
   const std::filesystem::path& directory() const { return dir_; }
 
   /// Records one successful request: raises peak_bytes (warm=false) or
   /// warm_peak_bytes (warm=true) to `growth_bytes` if higher, counts the
-  /// sample, updates the mean duration, and writes the file if anything
-  /// changed (every call counts a sample, so every call writes). The
-  /// in-memory profile is updated even if the write fails: then
-  /// kFailedPrecondition naming the file and the OS error (also logged).
+  /// sample, updates the mean duration, decays that kind's OOM floor, and
+  /// writes the file when an estimate moved (else marks it dirty for
+  /// Flush()). The in-memory profile is updated even if the write fails:
+  /// then kFailedPrecondition naming the file and the OS error.
   /// The mean duration is over all samples, full and warm; a negative or
   /// non-finite `duration_ms` leaves it unchanged. `parameters`, `device`,
   /// `app_version` and `updated` take the latest values.
@@ -128,15 +169,15 @@ class ProfileStore {
                 std::uint64_t growth_bytes, bool warm, double duration_ms,
                 const std::string& device_name);
 
-  /// After an out-of-memory failure: peak_bytes = max(peak_bytes,
-  /// observed_bytes x 1.5, `at_least_bytes`), warm_peak_bytes likewise if
-  /// measured (HasWarmMeasurement), oom_events + 1; samples are unchanged.
-  /// Written at once; errors as for Record(). The scheduler should pass
-  /// `at_least_bytes` >= the need it admitted x kOomRaiseFactor, so that a
-  /// declared estimate (raised to the profile peak) goes up too.
-  Status RecordOom(const RequestClass& request_class, const json::object& parameters,
-                   std::uint64_t observed_bytes, std::uint64_t at_least_bytes,
-                   const std::string& device_name);
+  /// After an out-of-memory failure with evidence: the floor of that kind
+  /// (warm or full) becomes max(floor, `floor_bytes`), oom_events + 1;
+  /// peaks and samples are unchanged. The caller caps `floor_bytes` (see
+  /// the server's outcome learning). Written at once; errors as for Record().
+  Status RecordOom(const RequestClass& request_class, const json::object& parameters, bool warm,
+                   std::uint64_t floor_bytes, const std::string& device_name);
+
+  /// Writes every dirty profile; the first error (all are attempted).
+  Status Flush();
 
   /// Removes one profile, from memory and disk (a corrupt file of that key
   /// too): kNotFound if neither had it, kInvalidArgument for an invalid
@@ -153,18 +194,30 @@ class ProfileStore {
   static StatusOr<Profile> ReadFile(const std::filesystem::path& path);
 
  private:
-  ProfileStore(std::filesystem::path dir, std::string app_id);
+  struct Entry {
+    Profile profile;
+    std::uint64_t last_used = 0;  // tick of the last Get/Record/RecordOom
+    bool dirty = false;
+  };
+  ProfileStore(std::filesystem::path dir, std::string app_id, std::size_t max_profiles);
   Status CheckClass(const RequestClass& request_class) const;
-  Status WriteLocked(const std::string& key, const Profile& profile);
+  // The entry of `key`, created if absent (evicting the least recently
+  // used one past the bound), marked used.
+  Entry& Use(const std::string& key);
+  Status WriteLocked(const std::string& key, Entry& entry);
+  void WarnLocked(const Status& status);
 
   std::filesystem::path dir_;
   std::string app_id_;
+  std::size_t max_profiles_;
   mutable std::mutex mu_;
-  std::map<std::string, Profile> profiles_;
+  mutable std::uint64_t tick_ = 0;
+  mutable std::map<std::string, Entry> profiles_;
+  // Rate limit of write-failure warnings.
+  std::chrono::steady_clock::time_point last_warning_{};
+  std::uint64_t suppressed_warnings_ = 0;
 };
 
-/// The multiplier applied to the observed peak after an OOM.
-inline constexpr double kOomRaiseFactor = 1.5;
 
 }  // namespace clams::vram
 

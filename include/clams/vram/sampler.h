@@ -9,7 +9,9 @@
 //
 // A measurement window brackets one request on one worker: BeginWindow() at
 // dispatch records the baseline; the sampler keeps the maximum seen; the
-// request's growth is peak - baseline.
+// request's growth is peak - baseline. A worker may have several windows
+// open at once (requests running concurrently on it); each sees the
+// worker's whole usage.
 //
 // Accounting. Per process (Options::per_process and the probe's
 // per_process_accounting()): a worker's usage is the sum of the
@@ -31,9 +33,9 @@
 //   auto sampler = Sampler::Start(probe.get(), {});
 //   sampler->TrackWorker(worker_id, worker_pid, device);
 //   sampler->SetBusy(true);
-//   sampler->BeginWindow(worker_id);           // at dispatch
-//   ...                                        // the thread keeps the peak
-//   auto window = sampler->EndWindow(worker_id);  // window->growth() at the end
+//   auto id = sampler->BeginWindow(worker_id);  // at dispatch
+//   ...                                         // the thread keeps the peak
+//   auto window = sampler->EndWindow(id);       // window->growth() at the end
 //
 // Thread safety: every method is thread-safe. Probe calls are serialised
 // (one sample at a time) and never made while holding the lock that the
@@ -101,13 +103,13 @@ class Sampler {
   std::uint64_t WorkerUsage(int worker_id) const;
 
   /// Opens a window on a tracked worker (baseline = usage now, from a fresh
-  /// sample). Replaces an open window. Does nothing for an untracked id.
-  void BeginWindow(int worker_id);
+  /// sample) and returns its id; 0 (no window) for an untracked worker.
+  std::uint64_t BeginWindow(int worker_id);
   /// The open window so far (nullopt if none).
-  std::optional<Window> CurrentWindow(int worker_id) const;
+  std::optional<Window> CurrentWindow(std::uint64_t window_id) const;
   /// Takes a final sample, closes the window and returns it (nullopt if no
-  /// window was open).
-  std::optional<Window> EndWindow(int worker_id);
+  /// such window is open, e.g. its worker was untracked).
+  std::optional<Window> EndWindow(std::uint64_t window_id);
 
   /// True when the latest sample accounted per process: Options::per_process
   /// and the probe's per_process_accounting() (before the first sample:

@@ -9,6 +9,8 @@ parameters); POST/PUT / adds one signed view with a TimeFrame. Parameters:
             front must attribute the child's memory to this worker
   holdMs    how long to hold it
   oom       answer 500 with a CUDA out-of-memory error view
+  missing   answer 500 with a FileNotFoundError error view quoting the
+            first document's location (as an app that cannot open it does)
   crash     kill this process (SIGKILL) in the middle of the request
 Serves one request at a time (threaded=False), like a gunicorn sync worker.
 """
@@ -41,6 +43,8 @@ METADATA = {
         {"name": "oom", "description": "fail with a CUDA OOM", "type": "boolean", "default": False,
          "multivalued": False},
         {"name": "crash", "description": "die", "type": "boolean", "default": False, "multivalued": False},
+        {"name": "missing", "description": "fail to open the document", "type": "boolean", "default": False,
+         "multivalued": False},
         {"name": "pretty", "description": "indent", "type": "boolean", "default": False, "multivalued": False},
         {"name": "runningTime", "description": "time", "type": "boolean", "default": True, "multivalued": False},
         {"name": "hwFetch", "description": "hardware", "type": "boolean", "default": False, "multivalued": False},
@@ -87,6 +91,9 @@ def annotate():
         os.kill(os.getpid(), signal.SIGKILL)
     if flag("oom"):
         return error_view(mmif, "<class 'torch.OutOfMemoryError'>: CUDA out of memory. Tried to allocate 2.00 GiB")
+    if flag("missing"):
+        location = mmif["documents"][0]["properties"].get("location", "")
+        return error_view(mmif, "<class 'FileNotFoundError'>: " + location)
     alloc = int(request.args.get("allocMiB", "0"))
     hold = int(request.args.get("holdMs", "0"))
     if alloc > 0:

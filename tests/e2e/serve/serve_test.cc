@@ -34,6 +34,7 @@ class Served {
     env_ = {{"CLAMS_SIM_GPUS", gpus}, {"CLAMS_SIM_STATE", (tmp_.path() / "sim").string()},
             {"CLAMS_PROFILE_DIR", (tmp_.path() / "profiles").string()}, {"CLAMS_BIN", clams}};
     std::vector<std::string> argv = args;
+    argv.push_back("--expose-runtime");  // the tests read worker pids
     for (const std::string& a : {std::string("--"), std::string("/usr/bin/python3"),
                                  (testing::SourceDir() / "tests/e2e/serve/flask_app.py").string(),
                                  std::string(unix_socket ? "--socket" : "--port"),
@@ -146,16 +147,32 @@ TEST_F(ServeTest, HwFetchGetsTheMeasuredPeakOfTheWorkersProcessTree) {
   EXPECT_THAT(plain.body, HasSubstr("\"runningTime\": \"0:00:00"));
 }
 
-TEST_F(ServeTest, CudaOomAnswerIs503AndInputErrorsAreRelayed) {
+TEST_F(ServeTest, CudaOomAnswerIs503AndInputErrorsAreAnsweredByTheFront) {
   Served s("8GiB", {"--workers", "1"});
   HttpResponse oom = s.Post("?oom=true");
   EXPECT_EQ(oom.status, 503);
   EXPECT_FALSE(std::string(server::FindHeader(oom.headers, "Retry-After")).empty());
   EXPECT_THAT(s.Metrics(), HasSubstr("clams_oom_total 1"));
+  // The front reads every request once and refuses bad input itself (400):
+  // it never reaches the app, reserves or waits.
   HttpResponse bad = Call(s.port(), "POST", "/", "this is not json");
-  EXPECT_EQ(bad.status, 500);  // the app's own answer, relayed
+  EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(bad.content_type, "text/plain; charset=utf-8");
   EXPECT_THAT(bad.body, StartsWith("Invalid input data. See below for validation error."));
+}
+
+// Issue 9.2: a real Python-SDK-shaped app answers 500 quoting a document
+// location that says "out of memory": that is a FileNotFoundError, not an
+// OOM; the class's estimate must not move.
+TEST_F(ServeTest, Issue9ErrorTextQuotingOutOfMemoryIsNotAnOom) {
+  Served s("8GiB", {"--workers", "1"});
+  const std::string input = R"({"metadata": {"mmif": "http://mmif.clams.ai/1.1.0"}, "documents": [{"@type": "http://mmif.clams.ai/vocabulary/TextDocument/v1", "properties": {"id": "d1", "location": "file:///nonexistent/out of memory.txt"}}], "views": []})";
+  HttpResponse r = Call(s.port(), "POST", "/?missing=true", input);
+  EXPECT_EQ(r.status, 500);
+  EXPECT_THAT(r.body, HasSubstr("FileNotFoundError"));
+  EXPECT_THAT(s.Metrics(), HasSubstr("clams_oom_total 0"));
+  const auto rt = s.Runtime();
+  for (const auto& p : rt.at("profiles").at("classes").as_array()) EXPECT_EQ(p.at("oom_events"), 0);
 }
 
 TEST_F(ServeTest, SigtermDrainsAndStopsTheAppProcesses) {

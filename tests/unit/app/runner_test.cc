@@ -49,7 +49,9 @@ class FakeApp : public App {
     const std::string fail = params.GetString("fail");
     if (fail == "throw") throw std::invalid_argument("bad thing");
     if (fail == "status") return NotFoundError("no model");
-    if (fail == "oom") return UnknownError("RuntimeError: CUDA error: out of memory");
+    if (fail == "oom") return ResourceExhaustedError("CUDA out of memory. Tried to allocate 2.00 GiB");
+    // An error whose text quotes the input: words are never evidence.
+    if (fail == "words") return UnknownError("cannot open file:///nonexistent/out of memory.txt");
     if (fail == "warn") Warn("careful");
     return Status::Ok();
   }
@@ -131,6 +133,32 @@ TEST(AppRunnerTest, FailuresBecomeErrorViewsOnAFreshView) {
   AnnotateOutcome oom = runner->Run(kInput, RawParams{{"fail", {"oom"}}});
   EXPECT_EQ(oom.http_status, 500);
   EXPECT_EQ(oom.failure, FailureKind::kAppOom);
+  EXPECT_EQ(oom.oom_tried_bytes, 2ull << 30);
+}
+
+// Issue 9.2: only the app's typed kResourceExhausted is an OOM; "out of
+// memory" in a message (a path from the input) is an ordinary app error.
+TEST(AppRunnerTest, Issue9OutOfMemoryWordsInAMessageAreNotAnOom) {
+  FakeApp app;
+  auto runner = MakeRunner(app);
+  AnnotateOutcome o = runner->Run(kInput, RawParams{{"fail", {"words"}}});
+  EXPECT_EQ(o.http_status, 500);
+  EXPECT_EQ(o.failure, FailureKind::kAppError);
+  EXPECT_EQ(o.oom_tried_bytes, 0u);
+}
+
+TEST(AppRunnerTest, RunPreparedRunsExactlyTheGivenParametersOnTheGivenMmif) {
+  FakeApp app;
+  auto runner = MakeRunner(app);
+  // The text is the MMIF only: even a top-level "parameters" key would not
+  // be read as an envelope (and is invalid MMIF).
+  AnnotateOutcome o = runner->RunPrepared(kInput, RawParams{{"views", {"3"}}});
+  ASSERT_EQ(o.http_status, 200) << o.body;
+  EXPECT_EQ(Parse(o.body).at("views").as_array().size(), 3u);
+  const std::string envelope = std::string(R"({"parameters": {"views": "2"}, "mmif": )") + kInput + "}";
+  AnnotateOutcome e = runner->RunPrepared(envelope, RawParams{});
+  EXPECT_EQ(e.http_status, 400);
+  EXPECT_EQ(e.failure, FailureKind::kBadInput);
 }
 
 TEST(AppRunnerTest, WarningsViewCollectsUndeclaredAndAppWarnings) {
@@ -220,10 +248,15 @@ TEST(FormatTest, RunningTimeMatchesPythonTimedelta) {
   EXPECT_EQ(FormatRunningTime(microseconds(2LL * 86'400'000'000)), "2 days, 0:00:00");
 }
 
-TEST(FormatTest, OutOfMemoryTexts) {
-  EXPECT_TRUE(LooksLikeOutOfMemory("CUDA out of memory. Tried to allocate 2.00 GiB"));
-  EXPECT_TRUE(LooksLikeOutOfMemory("torch.cuda.OutOfMemoryError: ..."));
-  EXPECT_FALSE(LooksLikeOutOfMemory("no room for this"));
+TEST(FormatTest, TriedToAllocateSizes) {
+  EXPECT_EQ(ParseTriedToAllocate("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 23.6 GiB total)"),
+            2ull << 30);
+  EXPECT_EQ(ParseTriedToAllocate("Tried to allocate 20 MiB"), 20ull << 20);
+  EXPECT_EQ(ParseTriedToAllocate("Tried to allocate 1.5 GB"), 3ull << 29);
+  EXPECT_EQ(ParseTriedToAllocate("Tried to allocate 512 bytes"), 512u);
+  EXPECT_EQ(ParseTriedToAllocate("no room for this"), 0u);
+  EXPECT_EQ(ParseTriedToAllocate("Tried to allocate lots"), 0u);
+  EXPECT_EQ(ParseTriedToAllocate("Tried to allocate 99999999999 TiB"), 0u);  // not a real allocation
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -22,25 +24,33 @@ constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
 const Clock::time_point kT0 = Clock::time_point{} + 1000s;
 
 QueuedRequest Req(std::uint64_t id, std::string cls, std::uint64_t full, std::uint64_t warm,
-                  Clock::time_point arrived = kT0) {
+                  Clock::time_point arrived = kT0, double expected_ms = 0) {
   QueuedRequest r;
   r.id = id;
   r.class_key = std::move(cls);
   r.estimate = Estimate{full, warm, EstimateSource::kProfile};
   r.arrived = arrived;
+  r.expected_ms = expected_ms;
   return r;
 }
 
-WorkerSlot Worker(int id, int device, std::uint64_t usage = 0, std::string last_class = "",
+// A worker with one slot; kBusy means that slot runs a request.
+WorkerSlot Worker(int id, int device, std::uint64_t usage = 0, std::string held_class = "",
                   Clock::time_point last_used = kT0, WorkerState state = WorkerState::kIdle) {
   WorkerSlot w;
   w.id = id;
   w.device = device;
   w.state = state;
-  w.last_class = std::move(last_class);
+  w.running = state == WorkerState::kBusy ? 1 : 0;
+  if (!held_class.empty()) w.classes.push_back(std::move(held_class));
   w.usage_bytes = usage;
   w.last_used = last_used;
   return w;
+}
+
+void MakeBusy(WorkerSlot& w) {
+  w.state = WorkerState::kBusy;
+  w.running = w.threads;
 }
 
 InFlight Flight(std::uint64_t request_id, int worker_id, int device, std::uint64_t need,
@@ -68,7 +78,7 @@ AdmissionOptions Plain() {
   return o;
 }
 
-AdmissionOptions Half() {  // 512 MiB of safety, 10 s backfill window
+AdmissionOptions Half() {  // 512 MiB of safety
   AdmissionOptions o = Plain();
   o.headroom_bytes = 512 * kMiB;
   return o;
@@ -158,6 +168,7 @@ class MiniServer {
     r.class_key = kind.cls;
     r.estimate = kind.estimate;
     r.arrived = now;
+    r.expected_ms = std::chrono::duration<double, std::milli>(kind.duration).count();
     queue_.push_back(r);
     kinds_[r.id] = kind;
   }
@@ -171,8 +182,8 @@ class MiniServer {
       }
       WorkerSlot& w = WorkerById(it->flight.worker_id);
       w.state = WorkerState::kIdle;
+      w.running = 0;
       w.usage_bytes -= kinds_[it->flight.request_id].activations;
-      w.last_class = kinds_[it->flight.request_id].cls;
       w.last_used = now;
       started_or_done_[it->flight.request_id] = true;
       ++completed_;
@@ -182,19 +193,24 @@ class MiniServer {
     for (const auto& r : running_) in_flight.push_back(r.flight);
     std::vector<DeviceView> devices = {Device(0, total_, Free())};
     Decision d = Decide(queue_, workers_, devices, in_flight, now, options_);
+    if (d.head_blocked && d.head_blocked->reserved_start && !reserved_.count(d.head_blocked->request_id)) {
+      reserved_[d.head_blocked->request_id] = *d.head_blocked->reserved_start;
+    }
     for (int id : d.evict) {
       // Recycled at once: the replacement is fresh.
       WorkerSlot& w = WorkerById(id);
       w.usage_bytes = 0;
-      w.last_class.clear();
+      w.classes.clear();
       ++evictions_;
     }
     for (const auto& x : d.dispatches) {
       const Kind& kind = kinds_[x.request_id];
       WorkerSlot& w = WorkerById(x.worker_id);
-      const bool has_model = w.last_class == kind.cls;
+      const bool has_model = w.Holds(kind.cls);
       const std::uint64_t growth = (has_model ? 0 : kind.model) + kind.activations;
       w.state = WorkerState::kBusy;
+      w.running = 1;
+      if (!has_model) w.classes.push_back(kind.cls);
       w.usage_bytes += growth;
       InFlight f;
       f.request_id = x.request_id;
@@ -203,6 +219,7 @@ class MiniServer {
       f.need_bytes = x.need_bytes;
       f.growth_bytes = growth;
       f.started = now;
+      f.expected_ms = std::chrono::duration<double, std::milli>(kind.duration).count();
       running_.push_back({f, now + kind.duration});
       start_time_[x.request_id] = now;
       queue_.erase(std::find_if(queue_.begin(), queue_.end(),
@@ -226,6 +243,8 @@ class MiniServer {
   int completed_ = 0;
   int evictions_ = 0;
   std::map<std::uint64_t, Clock::time_point> start_time_;
+  // The first reservation each blocked head got.
+  std::map<std::uint64_t, Clock::time_point> reserved_;
   std::vector<QueuedRequest> queue_;
 
  private:
@@ -274,8 +293,8 @@ TEST(DecideTest, TwelveLargeRequestsOnA24GiBDeviceRunTwoAtATime) {
   // While the two run (half-grown), nothing else starts: the ledger still
   // holds what they have not allocated yet.
   queue.erase(queue.begin(), queue.begin() + 2);
-  workers[0].state = WorkerState::kBusy;
-  workers[1].state = WorkerState::kBusy;
+  MakeBusy(workers[0]);
+  MakeBusy(workers[1]);
   workers[0].usage_bytes = 5 * kGiB;
   workers[1].usage_bytes = 5 * kGiB;
   std::vector<InFlight> in_flight = {Flight(1, 1, 0, 10 * kGiB, 5 * kGiB),
@@ -316,7 +335,7 @@ TEST(DecideTest, AWarmWorkerIsPreferredAndNeedsOnlyTheWarmEstimate) {
   EXPECT_EQ(d.dispatches[0].worker_id, 2);
   EXPECT_EQ(d.dispatches[0].need_bytes, 2 * kGiB);
   // The warm worker busy: cold on the idle worker holding the least memory.
-  workers[1].state = WorkerState::kBusy;
+  MakeBusy(workers[1]);
   d = Decide(queue, workers, {Device(0, 24 * kGiB, 13 * kGiB)}, {}, kT0, Half());
   ASSERT_EQ(d.dispatches.size(), 1u);
   EXPECT_EQ(d.dispatches[0].worker_id, 1);
@@ -360,32 +379,60 @@ TEST(DecideTest, ColdRequestsGoToTheIdleWorkerHoldingTheLeastMemory) {
   EXPECT_FALSE(d.head_blocked.has_value());
 }
 
-TEST(DecideTest, SmallRequestsBackfillWithinTheWindowButNotAfter) {
-  const std::vector<QueuedRequest> queue = {Req(1, "large", 12 * kGiB, 12 * kGiB, kT0),
-                                            Req(2, "small", 2 * kGiB, 2 * kGiB, kT0 + 1s),
-                                            Req(3, "large", 12 * kGiB, 12 * kGiB, kT0 + 2s),
-                                            Req(4, "tiny", 1 * kGiB, 1 * kGiB, kT0 + 3s)};
-  const std::vector<WorkerSlot> workers = {
-      Worker(1, 0), Worker(2, 0), Worker(3, 0),
-      Worker(4, 0, 8 * kGiB, "other", kT0, WorkerState::kBusy)};
-  // 6 GiB free: the large head does not fit, the small ones do.
+// Issue 9.6 (EASY backfilling): others may overtake a head that does not
+// fit only where that cannot delay the head's reservation.
+TEST(DecideTest, BackfillRunsOnlyWhereItCannotDelayTheHeadsReservation) {
+  // Worker 4 runs a request holding 8 GiB, expected to end at kT0 + 10 s; a
+  // foreign process holds 10 GiB; 6 GiB are free. The 12 GiB head fits once
+  // worker 4 is idle (5.5 + 8 = 13.5 GiB): its reservation is kT0 + 10 s,
+  // with 1.5 GiB to spare then.
+  const std::vector<QueuedRequest> queue = {
+      Req(1, "large", 12 * kGiB, 12 * kGiB, kT0),
+      Req(2, "small", 2 * kGiB, 2 * kGiB, kT0 + 1s, 1000),  // ends by then
+      Req(3, "tiny", 1 * kGiB, 1 * kGiB, kT0 + 2s),         // unknown duration: fits the spare
+      Req(4, "tiny", 1 * kGiB, 1 * kGiB, kT0 + 3s),         // would eat the head's room
+      Req(5, "huge", 20 * kGiB, 20 * kGiB, kT0 + 4s, 1000)};
+  const std::vector<WorkerSlot> workers = {Worker(1, 0), Worker(2, 0), Worker(3, 0),
+                                           Worker(4, 0, 8 * kGiB, "other", kT0, WorkerState::kBusy)};
+  const std::vector<InFlight> in_flight = {Flight(9, 4, 0, 8 * kGiB, 8 * kGiB, kT0 - 5s, 15000)};
   const std::vector<DeviceView> devices = {Device(0, 24 * kGiB, 6 * kGiB)};
-  Decision d = Decide(queue, workers, devices, {}, kT0 + 5s, Half());
-  EXPECT_THAT(DispatchedIds(d), ElementsAre(2, 4));
+  Decision d = Decide(queue, workers, devices, in_flight, kT0 + 5s, Half());
+  EXPECT_THAT(DispatchedIds(d), ElementsAre(2, 3));
   ASSERT_TRUE(d.head_blocked.has_value());
   EXPECT_EQ(d.head_blocked->request_id, 1u);
+  ASSERT_TRUE(d.head_blocked->reserved_start.has_value());
+  EXPECT_EQ(*d.head_blocked->reserved_start, kT0 + 10s);
   EXPECT_THAT(d.evict, IsEmpty());
-  // The window is measured from the head's arrival: at 10 s it is closed.
-  d = Decide(queue, workers, devices, {}, kT0 + 10s, Half());
-  EXPECT_THAT(d.dispatches, IsEmpty());
+  ASSERT_EQ(d.waiting.size(), 3u);
+  EXPECT_EQ(d.waiting[0].request_id, 1u);
+  EXPECT_EQ(d.waiting[0].reason, WaitReason::kMemory);
+  EXPECT_EQ(d.waiting[1].request_id, 4u);
+  EXPECT_EQ(d.waiting[1].reason, WaitReason::kReserved);
+  EXPECT_EQ(d.waiting[2].request_id, 5u);
+  EXPECT_EQ(d.waiting[2].reason, WaitReason::kMemory);
+  // The small one is expected to take 6 s: it would end after the
+  // reservation, and 2 GiB > the 1.5 GiB to spare: held back.
+  std::vector<QueuedRequest> slow = queue;
+  slow[1].expected_ms = 6000;
+  d = Decide(slow, workers, devices, in_flight, kT0 + 5s, Half());
+  EXPECT_THAT(DispatchedIds(d), ElementsAre(3));
+}
+
+// Issue 9.6: a foreign process holds 16 GiB; a large head cannot fit until
+// it exits, which nothing running foretells: every request that fits runs
+// meanwhile (today's fixed window stopped them all after 10 s).
+TEST(DecideTest, Issue9HeadWithoutForeseeableStartDoesNotStallTheQueue) {
+  std::vector<QueuedRequest> queue = {Req(1, "large", 11776 * kMiB, 11776 * kMiB, kT0)};
+  for (std::uint64_t i = 2; i <= 14; ++i) queue.push_back(Req(i, "tiny", 1177 * kMiB, 1177 * kMiB, kT0 + 1s));
+  std::vector<WorkerSlot> workers;
+  for (int i = 1; i <= 6; ++i) workers.push_back(Worker(i, 0));
+  const std::vector<DeviceView> devices = {Device(0, 24 * kGiB, 8 * kGiB)};
+  // Long after the head arrived: not a window, the rule decides.
+  Decision d = Decide(queue, workers, devices, {}, kT0 + 120s, Half());
+  EXPECT_EQ(d.dispatches.size(), 6u);  // all six workers, 6 x 1177 MiB < 7.5 GiB
+  ASSERT_TRUE(d.head_blocked.has_value());
   EXPECT_EQ(d.head_blocked->request_id, 1u);
-  d = Decide(queue, workers, devices, {}, kT0 + 10s - 1ms, Half());
-  EXPECT_THAT(DispatchedIds(d), ElementsAre(2, 4));
-  // A zero window is strict FIFO.
-  AdmissionOptions fifo = Half();
-  fifo.backfill_window = 0ms;
-  d = Decide(queue, workers, devices, {}, kT0, fifo);
-  EXPECT_THAT(d.dispatches, IsEmpty());
+  EXPECT_FALSE(d.head_blocked->reserved_start.has_value());
 }
 
 TEST(DecideTest, TheLruIdleWorkerHoldingMemoryIsEvictedToLetAMediumRequestIn) {
@@ -467,45 +514,77 @@ TEST(DecideTest, BackfillMayNotTakeTheMemoryAnEvictionFreesForTheHead) {
 TEST(DecideTest, ALargeHeadIsNotStarvedByAStreamOfSmallRequests) {
   // Eight workers; small requests (3 GiB, 1 s) arrive every 100 ms, enough to
   // keep seven running, so the device never has the 10 GiB the large request
-  // needs unless the backfill window closes.
-  const Kind small{"small", 0, 3 * kGiB, 1s,
-                   Estimate{3 * kGiB, 3 * kGiB, EstimateSource::kDeclared}};
-  const Kind large{"large", 0, 10 * kGiB, 2s,
-                   Estimate{10 * kGiB, 10 * kGiB, EstimateSource::kDeclared}};
+  // needs unless the smalls are held back for its reservation.
+  const Kind small{"small", 0, 3 * kGiB, 1s, Estimate{3 * kGiB, 3 * kGiB, EstimateSource::kDeclared}};
+  const Kind large{"large", 0, 10 * kGiB, 2s, Estimate{10 * kGiB, 10 * kGiB, EstimateSource::kDeclared}};
   constexpr auto kStep = 10ms;
-  auto run = [&](AdmissionOptions o) -> std::optional<Clock::duration> {
-    MiniServer server(24 * kGiB, 8, o);
-    Clock::time_point now = kT0;
-    const Clock::time_point large_arrival = kT0 + 3s;
-    bool large_enqueued = false;
-    std::uint64_t large_id = 0;
-    int tick = 0;
-    for (; now < kT0 + 60s; now += kStep, ++tick) {
-      if (tick % 10 == 0) server.Enqueue(small, now);
-      if (!large_enqueued && now >= large_arrival) {
-        server.Enqueue(large, now);
-        large_id = server.queue_.back().id;
-        large_enqueued = true;
+  MiniServer server(24 * kGiB, 8, Half());
+  const Clock::time_point large_arrival = kT0 + 3s;
+  bool large_enqueued = false;
+  std::uint64_t large_id = 0;
+  int tick = 0;
+  std::optional<Clock::duration> waited;
+  for (Clock::time_point now = kT0; now < kT0 + 60s && !waited; now += kStep, ++tick) {
+    if (tick % 10 == 0) server.Enqueue(small, now);
+    if (!large_enqueued && now >= large_arrival) {
+      server.Enqueue(large, now);
+      large_id = server.queue_.back().id;
+      large_enqueued = true;
+    }
+    server.Step(now);
+    EXPECT_LE(server.Used(), 24 * kGiB);
+    if (large_enqueued && server.start_time_.count(large_id)) waited = server.start_time_[large_id] - large_arrival;
+  }
+  ASSERT_TRUE(waited.has_value());
+  // Smalls arrive faster than they run, so some queue ahead of it; once it
+  // is the head it waits only for enough running smalls to end, never for
+  // new ones.
+  EXPECT_LE(*waited, 3s);
+  ASSERT_TRUE(server.reserved_.count(large_id));
+  EXPECT_LE(server.start_time_[large_id], server.reserved_[large_id] + 2 * kStep);
+}
+
+// Property (issue 9.6): with durations as expected, no blocked head starts
+// later than the reservation it got when it first became the blocked head,
+// whatever arrives behind it; and the card is never over capacity.
+TEST(DecideTest, PropertyNoHeadIsDelayedPastItsReservation) {
+  const std::vector<Kind> kinds = {
+      {"tiny", 1 * kGiB, 154 * kMiB, 700ms, Estimate{1178 * kMiB, 154 * kMiB, EstimateSource::kDeclared}},
+      {"small", 2 * kGiB, 307 * kMiB, 1200ms, Estimate{2355 * kMiB, 307 * kMiB, EstimateSource::kDeclared}},
+      {"medium", 5 * kGiB, 768 * kMiB, 2500ms, Estimate{5888 * kMiB, 768 * kMiB, EstimateSource::kDeclared}},
+      {"large", 10 * kGiB, 1536 * kMiB, 4s, Estimate{11776 * kMiB, 1536 * kMiB, EstimateSource::kDeclared}},
+  };
+  constexpr auto kStep = 10ms;
+  int checked = 0;
+  for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+    std::mt19937 rng(seed);
+    MiniServer server(24 * kGiB, 1 + static_cast<int>(seed % 6), Plain());
+    server.foreign_ = (seed % 3) * kGiB;
+    std::exponential_distribution<double> gap(4.0);  // about 4 arrivals a second
+    std::discrete_distribution<int> pick({4, 3, 2, 1});
+    double next_arrival = 0;
+    for (int tick = 0; tick < 3000; ++tick) {
+      const Clock::time_point now = kT0 + tick * kStep;
+      while (std::chrono::duration<double>(now - kT0).count() >= next_arrival) {
+        server.Enqueue(kinds[static_cast<std::size_t>(pick(rng))], now);
+        next_arrival += gap(rng);
       }
       server.Step(now);
-      EXPECT_LE(server.Used(), 24 * kGiB);
-      if (large_enqueued && server.start_time_.count(large_id)) {
-        return server.start_time_[large_id] - large_arrival;
-      }
+      ASSERT_LE(server.Used(), 24 * kGiB) << "seed " << seed;
     }
-    return std::nullopt;
-  };
-  AdmissionOptions bounded = Half();
-  bounded.backfill_window = 10s;
-  const auto waited = run(bounded);
-  ASSERT_TRUE(waited.has_value());
-  // The documented bound: the window plus the longest request started in it.
-  EXPECT_LE(*waited, 10s + 1s + kStep);
-  EXPECT_GE(*waited, 10s);  // it did wait for the window: smalls kept it out
-
-  AdmissionOptions unbounded = Half();
-  unbounded.backfill_window = std::chrono::hours(1);
-  EXPECT_EQ(run(unbounded), std::nullopt);  // what the bound prevents
+    for (const auto& [id, reserved] : server.reserved_) {
+      auto started = server.start_time_.find(id);
+      if (started == server.start_time_.end()) {
+        // Still waiting at the end: its reservation must not have passed.
+        EXPECT_GT(reserved + 2 * kStep, kT0 + 3000 * kStep) << "seed " << seed << " request " << id;
+        continue;
+      }
+      ++checked;
+      // Two steps: one to evict idle models, one to start on the memory.
+      EXPECT_LE(started->second, reserved + 2 * kStep) << "seed " << seed << " request " << id;
+    }
+  }
+  EXPECT_GT(checked, 100);  // the property was exercised, not vacuous
 }
 
 TEST(DecideTest, TwoDevicesOfDifferentSizes) {
@@ -674,50 +753,6 @@ TEST(RetryAfterSecondsTest, OverrunRequestsCountAsFinishingNow) {
   std::vector<InFlight> late = {Flight(1, 1, 0, 0, 0, kT0 - 60s, 1000)};
   EXPECT_EQ(RetryAfterSeconds(0, late, 1, kT0), 1);
   EXPECT_EQ(RetryAfterSeconds(2, late, 1, kT0), 2);
-}
-
-// ---------------------------------------------------------------------------
-// Speed
-
-TEST(DecideTest, FastForAHundredQueuedRequestsAndSixteenWorkers) {
-  std::vector<QueuedRequest> queue;
-  for (std::uint64_t i = 0; i < 100; ++i) {
-    queue.push_back(Req(i, "class-" + std::to_string(i % 7), (2 + i % 9) * kGiB, kGiB,
-                        kT0 + std::chrono::milliseconds(i)));
-  }
-  std::vector<WorkerSlot> workers;
-  for (int i = 0; i < 16; ++i) {
-    workers.push_back(Worker(i, i % 2, (i % 5) * kGiB, "class-" + std::to_string(i % 9),
-                             kT0 - std::chrono::seconds(i),
-                             i % 3 == 0 ? WorkerState::kIdle : WorkerState::kBusy));
-  }
-  std::vector<InFlight> in_flight;
-  for (int i = 0; i < 16; ++i) {
-    if (workers[i].state != WorkerState::kBusy) continue;
-    in_flight.push_back(Flight(1000u + i, i, i % 2, 3 * kGiB, kGiB));
-  }
-  const std::vector<DeviceView> devices = {Device(0, 80 * kGiB, 20 * kGiB),
-                                           Device(1, 80 * kGiB, 18 * kGiB)};
-  std::vector<double> us;
-  std::size_t dispatched = 0;
-  for (int i = 0; i < 2000; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    Decision d = Decide(queue, workers, devices, in_flight, kT0 + 5s, Half());
-    const auto end = std::chrono::steady_clock::now();
-    dispatched += d.dispatches.size();
-    us.push_back(std::chrono::duration<double, std::micro>(end - start).count());
-  }
-  std::sort(us.begin(), us.end());
-  const double median = us[us.size() / 2];
-#ifdef CLAMS_SANITIZED
-  constexpr double kLimitUs = 1000;  // sanitizers slow everything down ~10x
-#else
-  constexpr double kLimitUs = 100;
-#endif
-  // The median, not the p99, so a busy machine does not fail the test; the
-  // benchmark (bench/vram) reports the p99.
-  EXPECT_LT(median, kLimitUs);
-  EXPECT_GT(dispatched, 0u);
 }
 
 }  // namespace

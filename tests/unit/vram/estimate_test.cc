@@ -174,5 +174,48 @@ TEST(VramHeaderValueTest, Format) {
             "estimate=20615843021; source=conservative; peak=0");
 }
 
+// Issue 9.4: what the server learned (margin, OOM floors) never exceeds
+// what a device could ever give, so a transient error never becomes a
+// permanent 422; a raw measured peak (a real success) is never cut.
+TEST(ResolveEstimateTest, Issue9LearnedEstimatesAreCappedAtWhatADeviceCanGive) {
+  EstimateOptions o;
+  o.cap_bytes = 23 * kGiB;
+  Profile p = Measured(11 * kGiB);
+  p.oom_floor_bytes = 28 * kGiB;  // two OOMs raised it past the card
+  Estimate e = ResolveEstimate(std::nullopt, &p, 0, k24GiB, o);
+  EXPECT_EQ(e.source, EstimateSource::kProfile);
+  EXPECT_EQ(e.full_bytes, 23 * kGiB);
+  // The declared path too: a declared estimate is raised, but not past the cap.
+  e = ResolveEstimate(10 * kGiB, &p, 0, k24GiB, o);
+  EXPECT_EQ(e.full_bytes, 23 * kGiB);
+  // A measured peak above the cap stays (it ran), without the margin.
+  Profile big = Measured(23 * kGiB + 512 * kMiB);
+  e = ResolveEstimate(std::nullopt, &big, 0, k24GiB, o);
+  EXPECT_EQ(e.full_bytes, 23 * kGiB + 512 * kMiB);
+  // Without a cap the floor is used as it is.
+  e = ResolveEstimate(std::nullopt, &p, 0, k24GiB, EstimateOptions{});
+  EXPECT_EQ(e.full_bytes, 28 * kGiB);
+}
+
+TEST(ResolveEstimateTest, OomFloorsRaiseTheirKindOnly) {
+  Profile p = Measured(10 * kGiB);
+  p.warm_peak_bytes = 1 * kGiB;
+  p.warm_samples = 2;
+  p.warm_oom_floor_bytes = 3 * kGiB;
+  Estimate e = ResolveEstimate(std::nullopt, &p, 0, k24GiB);
+  EXPECT_EQ(e.full_bytes, 12 * kGiB);  // 10 x 1.2, the floor is warm only
+  EXPECT_EQ(e.warm_bytes, 3 * kGiB);   // max(1.2 GiB, 3 GiB)
+  // A floor on a class never measured counts as a measurement.
+  Profile only_floor;
+  only_floor.oom_floor_bytes = 5 * kGiB;
+  e = ResolveEstimate(std::nullopt, &only_floor, 6000, k24GiB);
+  EXPECT_EQ(e.source, EstimateSource::kProfile);
+  EXPECT_EQ(e.full_bytes, 5 * kGiB);
+}
+
+TEST(VramHeaderValueTest, NoneBeforeAnyEstimate) {
+  EXPECT_EQ(VramHeaderValueNone(), "estimate=0; source=none; peak=0");
+}
+
 }  // namespace
 }  // namespace clams::vram

@@ -33,6 +33,8 @@ using ::testing::SizeIs;
 
 constexpr char kAppId[] = "http://apps.clams.ai/example-app/v1.0";
 constexpr char kAppDir[] = "http---apps.clams.ai-example-app-v1.0";
+constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
 
 // Captures log messages for the lifetime of the object.
 class LogCapture {
@@ -139,8 +141,8 @@ TEST(ProfileStoreTest, RecordWritesTheDocumentedFields) {
   std::vector<std::string> keys;
   for (const auto& kv : obj) keys.emplace_back(kv.key());
   EXPECT_THAT(keys, ElementsAre("peak_bytes", "warm_peak_bytes", "samples", "warm_samples",
-                                "oom_events", "mean_duration_ms", "parameters", "updated", "device",
-                                "app_version", "app_id"));
+                                "oom_events", "oom_floor_bytes", "warm_oom_floor_bytes", "mean_duration_ms",
+                                "parameters", "updated", "device", "app_version", "app_id"));
   EXPECT_EQ(obj["peak_bytes"].to_number<std::uint64_t>(), 11811160064u);
   EXPECT_EQ(obj["warm_peak_bytes"].to_number<std::uint64_t>(), 0u);
   EXPECT_EQ(obj["samples"].to_number<std::uint64_t>(), 1u);
@@ -162,6 +164,8 @@ TEST(ProfileStoreTest, RecordWritesTheDocumentedFields) {
     ++entries;
   }
   EXPECT_EQ(entries, 1);
+  // Private: other clients' parameters are in it (issue 10.8).
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
 }
 
 TEST(ProfileStoreTest, RecordKeepsMaximaCountsSamplesAndAveragesDurations) {
@@ -314,7 +318,9 @@ TEST(ProfileStoreTest, ConcurrentRecordsFromSeveralThreads) {
   std::uint64_t total = 0;
   for (const auto& [key, p] : store->All()) total += p.samples + p.warm_samples;
   EXPECT_EQ(total, static_cast<std::uint64_t>(kThreads * kPerThread));
-  // The files hold the same numbers, and no temporary file is left behind.
+  // After a flush the files hold the same numbers, and no temporary file is
+  // left behind.
+  ASSERT_THAT(store->Flush(), IsOk());
   auto reopened = OpenOrDie(tmp.path());
   ASSERT_NE(reopened, nullptr);
   for (const auto& [key, p] : store->All()) {
@@ -354,38 +360,92 @@ TEST(ProfileStoreTest, ReadersNeverSeeAPartialFile) {
   EXPECT_EQ(bad_reads.load(), 0);
 }
 
-TEST(ProfileStoreTest, RecordOomRaisesTheEstimate) {
+// Issue 9.2-9.4: an OOM sets a floor (never the measured peak), and the
+// floor decays as the class succeeds.
+TEST(ProfileStoreTest, RecordOomSetsAFloorThatDecaysWithSuccesses) {
   TempDir tmp;
   auto store = OpenOrDie(tmp.path());
   ASSERT_NE(store, nullptr);
   const RequestClass c = Class("{}");
-  // Unmeasured class: observed x 1.5.
-  ASSERT_THAT(store->RecordOom(c, {}, 1000, 0, "d"), IsOk());
+  ASSERT_THAT(store->RecordOom(c, {}, /*warm=*/false, 6 * kGiB, "d"), IsOk());
   auto p = store->Get(c.key);
   ASSERT_TRUE(p.has_value());
-  EXPECT_EQ(p->peak_bytes, 1500u);
-  EXPECT_EQ(p->warm_peak_bytes, 0u);  // never measured warm: left alone
+  EXPECT_EQ(p->oom_floor_bytes, 6 * kGiB);
+  EXPECT_EQ(p->peak_bytes, 0u);  // nothing was measured
+  EXPECT_EQ(p->warm_oom_floor_bytes, 0u);
   EXPECT_EQ(p->oom_events, 1u);
   EXPECT_EQ(p->samples, 0u);
-  // at_least wins when larger.
-  ASSERT_THAT(store->RecordOom(c, {}, 1000, 5000, "d"), IsOk());
-  EXPECT_EQ(store->Get(c.key)->peak_bytes, 5000u);
-  // Never lowered.
-  ASSERT_THAT(store->RecordOom(c, {}, 10, 0, "d"), IsOk());
-  EXPECT_EQ(store->Get(c.key)->peak_bytes, 5000u);
-  EXPECT_EQ(store->Get(c.key)->oom_events, 3u);
-  // A warm-measured class has its warm peak raised too.
-  ASSERT_THAT(store->Record(c, {}, 100, true, 1, "d"), IsOk());
-  ASSERT_THAT(store->RecordOom(c, {}, 4000, 0, "d"), IsOk());
-  p = store->Get(c.key);
-  EXPECT_EQ(p->peak_bytes, 6000u);
-  EXPECT_EQ(p->warm_peak_bytes, 6000u);
-  EXPECT_EQ(p->oom_events, 4u);
+  // Never lowered by a smaller floor.
+  ASSERT_THAT(store->RecordOom(c, {}, false, 1 * kGiB, "d"), IsOk());
+  EXPECT_EQ(store->Get(c.key)->oom_floor_bytes, 6 * kGiB);
   // Written at once.
-  auto reopened = OpenOrDie(tmp.path());
-  ASSERT_NE(reopened, nullptr);
-  EXPECT_EQ(reopened->Get(c.key)->peak_bytes, 6000u);
-  EXPECT_EQ(reopened->Get(c.key)->oom_events, 4u);
+  EXPECT_EQ(OpenOrDie(tmp.path())->Get(c.key)->oom_floor_bytes, 6 * kGiB);
+  // Each success halves the excess over the measured peak (2 GiB here).
+  ASSERT_THAT(store->Record(c, {}, 2 * kGiB, false, 1, "d"), IsOk());
+  EXPECT_EQ(store->Get(c.key)->oom_floor_bytes, 4 * kGiB);
+  ASSERT_THAT(store->Record(c, {}, 2 * kGiB, false, 1, "d"), IsOk());
+  EXPECT_EQ(store->Get(c.key)->oom_floor_bytes, 3 * kGiB);
+  for (int i = 0; i < 10; ++i) ASSERT_THAT(store->Record(c, {}, 2 * kGiB, false, 1, "d"), IsOk());
+  EXPECT_EQ(store->Get(c.key)->oom_floor_bytes, 0u);  // settled: dropped
+  EXPECT_EQ(store->Get(c.key)->peak_bytes, 2 * kGiB);
+  // A warm OOM sets the warm floor only; warm successes decay it.
+  ASSERT_THAT(store->RecordOom(c, {}, /*warm=*/true, 1 * kGiB, "d"), IsOk());
+  EXPECT_EQ(store->Get(c.key)->warm_oom_floor_bytes, 1 * kGiB);
+  EXPECT_EQ(store->Get(c.key)->oom_floor_bytes, 0u);
+  ASSERT_THAT(store->Record(c, {}, 100 * kMiB, true, 1, "d"), IsOk());
+  EXPECT_EQ(store->Get(c.key)->warm_oom_floor_bytes, 100 * kMiB + (1 * kGiB - 100 * kMiB) / 2);
+  EXPECT_EQ(store->Get(c.key)->oom_events, 3u);
+}
+
+// Issue 9.4: 50k distinct classes made 50,001 files; the store keeps at most
+// max_profiles, in memory and on disk, dropping the least recently used.
+TEST(ProfileStoreTest, Issue9DistinctClassesAreBoundedLeastRecentlyUsedFirst) {
+  TempDir tmp;
+  auto opened = ProfileStore::Open({tmp.path(), kAppId, /*max_profiles=*/3});
+  ASSERT_THAT(opened, IsOk());
+  auto& store = *opened;
+  std::vector<RequestClass> classes;
+  for (int i = 0; i < 5; ++i) classes.push_back(Class("{\"n\":" + std::to_string(i) + "}"));
+  for (int i = 0; i < 3; ++i) ASSERT_THAT(store->Record(classes[i], {}, 100, false, 1, "d"), IsOk());
+  (void)store->Get(classes[0].key);  // 0 is now more recent than 1 and 2
+  ASSERT_THAT(store->Record(classes[3], {}, 100, false, 1, "d"), IsOk());
+  EXPECT_EQ(store->size(), 3u);
+  EXPECT_FALSE(store->Get(classes[1].key).has_value());  // least recently used: dropped
+  EXPECT_TRUE(store->Get(classes[0].key).has_value());
+  EXPECT_FALSE(fs::exists(store->directory() / ("memory_" + classes[1].key + ".json")));
+  ASSERT_THAT(store->RecordOom(classes[4], {}, false, 100, "d"), IsOk());
+  EXPECT_EQ(store->size(), 3u);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(store->directory())) files += e.path().extension() == ".json";
+  EXPECT_EQ(files, 3);
+  // Reopened with a smaller bound: the most recently written are kept, the
+  // other files removed.
+  auto smaller = ProfileStore::Open({tmp.path(), kAppId, /*max_profiles=*/1});
+  ASSERT_THAT(smaller, IsOk());
+  EXPECT_EQ((*smaller)->size(), 1u);
+  EXPECT_TRUE((*smaller)->Get(classes[4].key).has_value());
+  files = 0;
+  for (const auto& e : fs::directory_iterator(store->directory())) files += e.path().extension() == ".json";
+  EXPECT_EQ(files, 1);
+}
+
+// Only changes that move an estimate are written at once; others wait for
+// Flush() (issue 15: no file write and rename per request).
+TEST(ProfileStoreTest, DurationOnlyUpdatesAreWrittenByFlush) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  const RequestClass c = Class("{}");
+  ASSERT_THAT(store->Record(c, {}, 1000, false, 100, "d"), IsOk());
+  ASSERT_THAT(store->Record(c, {}, 900, false, 300, "d"), IsOk());  // no new peak
+  EXPECT_EQ(OpenOrDie(tmp.path())->Get(c.key)->samples, 1u);     // not written yet
+  ASSERT_THAT(store->Flush(), IsOk());
+  auto reread = OpenOrDie(tmp.path())->Get(c.key);
+  EXPECT_EQ(reread->samples, 2u);
+  EXPECT_DOUBLE_EQ(reread->mean_duration_ms, 200.0);
+  // A higher peak is written at once.
+  ASSERT_THAT(store->Record(c, {}, 2000, false, 100, "d"), IsOk());
+  EXPECT_EQ(OpenOrDie(tmp.path())->Get(c.key)->peak_bytes, 2000u);
 }
 
 TEST(ProfileStoreTest, RejectsInvalidKeysAndOtherApps) {
@@ -396,7 +456,7 @@ TEST(ProfileStoreTest, RejectsInvalidKeysAndOtherApps) {
   bad.key = "../../escape";
   EXPECT_THAT(store->Record(bad, {}, 1, false, 1, "d"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("invalid request class key")));
-  EXPECT_THAT(store->RecordOom(bad, {}, 1, 1, "d"),
+  EXPECT_THAT(store->RecordOom(bad, {}, false, 1, "d"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("invalid request class key")));
   RequestClass other = RequestClass::Make("other-app", "v1", "{}");
   EXPECT_THAT(store->Record(other, {}, 1, false, 1, "d"),

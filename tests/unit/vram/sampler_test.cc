@@ -139,9 +139,9 @@ TEST(SamplerTest, WindowTracksBaselinePeakAndSamples) {
   probe.SetProcess(100, 0, 2 * kGiB);
   auto sampler = Sampler::Start(&probe, Manual());
   sampler->TrackWorker(7, 100, 0);
-  EXPECT_EQ(sampler->CurrentWindow(7), std::nullopt);
-  sampler->BeginWindow(7);  // fresh sample: baseline 2 GiB
-  auto w = sampler->CurrentWindow(7);
+  const std::uint64_t id = sampler->BeginWindow(7);  // fresh sample: baseline 2 GiB
+  ASSERT_NE(id, 0u);
+  auto w = sampler->CurrentWindow(id);
   ASSERT_TRUE(w.has_value());
   EXPECT_EQ(w->baseline_bytes, 2 * kGiB);
   EXPECT_EQ(w->peak_bytes, 2 * kGiB);
@@ -151,19 +151,19 @@ TEST(SamplerTest, WindowTracksBaselinePeakAndSamples) {
   sampler->SampleNow();
   probe.SetProcess(100, 0, 4 * kGiB);
   sampler->SampleNow();
-  w = sampler->CurrentWindow(7);
+  w = sampler->CurrentWindow(id);
   EXPECT_EQ(w->peak_bytes, 9 * kGiB);
   EXPECT_EQ(w->samples, 3u);
   EXPECT_EQ(sampler->WorkerUsage(7), 4 * kGiB);
 
-  auto done = sampler->EndWindow(7);
+  auto done = sampler->EndWindow(id);
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(done->baseline_bytes, 2 * kGiB);
   EXPECT_EQ(done->peak_bytes, 9 * kGiB);
   EXPECT_EQ(done->growth(), 7 * kGiB);
   EXPECT_EQ(done->samples, 4u);
-  EXPECT_EQ(sampler->CurrentWindow(7), std::nullopt);
-  EXPECT_EQ(sampler->EndWindow(7), std::nullopt);
+  EXPECT_EQ(sampler->CurrentWindow(id), std::nullopt);
+  EXPECT_EQ(sampler->EndWindow(id), std::nullopt);
 }
 
 TEST(SamplerTest, EndWindowTakesAFinalSampleSoShortRequestsAreMeasured) {
@@ -171,9 +171,9 @@ TEST(SamplerTest, EndWindowTakesAFinalSampleSoShortRequestsAreMeasured) {
   probe.SetProcess(100, 0, 1 * kGiB);
   auto sampler = Sampler::Start(&probe, Manual());
   sampler->TrackWorker(1, 100, 0);
-  sampler->BeginWindow(1);
+  const std::uint64_t id = sampler->BeginWindow(1);
   probe.SetProcess(100, 0, 3 * kGiB);  // the model stays loaded after the request
-  auto w = sampler->EndWindow(1);
+  auto w = sampler->EndWindow(id);
   ASSERT_TRUE(w.has_value());
   EXPECT_EQ(w->growth(), 2 * kGiB);
   EXPECT_EQ(w->samples, 2u);
@@ -184,27 +184,39 @@ TEST(SamplerTest, GrowthIsZeroWhenUsageFallsBelowTheBaseline) {
   probe.SetProcess(100, 0, 5 * kGiB);
   auto sampler = Sampler::Start(&probe, Manual());
   sampler->TrackWorker(1, 100, 0);
-  sampler->BeginWindow(1);
+  const std::uint64_t id = sampler->BeginWindow(1);
   probe.SetProcess(100, 0, 1 * kGiB);
-  auto w = sampler->EndWindow(1);
+  auto w = sampler->EndWindow(id);
   ASSERT_TRUE(w.has_value());
   EXPECT_EQ(w->peak_bytes, 5 * kGiB);
   EXPECT_EQ(w->growth(), 0u);
 }
 
-TEST(SamplerTest, BeginWindowReplacesAnOpenWindowAndIgnoresUntrackedWorkers) {
+// Several requests may run on one worker at once (--threads): each has its
+// own window over the worker's usage.
+TEST(SamplerTest, ConcurrentWindowsOnOneWorkerAndUntrackedWorkers) {
   FakeProbe probe;
   probe.SetProcess(100, 0, 1 * kGiB);
   auto sampler = Sampler::Start(&probe, Manual());
-  sampler->BeginWindow(9);
-  EXPECT_EQ(sampler->CurrentWindow(9), std::nullopt);
+  EXPECT_EQ(sampler->BeginWindow(9), 0u);  // untracked: no window
   sampler->TrackWorker(1, 100, 0);
-  sampler->BeginWindow(1);
+  const std::uint64_t first = sampler->BeginWindow(1);
   probe.SetProcess(100, 0, 6 * kGiB);
-  sampler->BeginWindow(1);
-  auto w = sampler->CurrentWindow(1);
-  EXPECT_EQ(w->baseline_bytes, 6 * kGiB);
-  EXPECT_EQ(w->samples, 1u);
+  const std::uint64_t second = sampler->BeginWindow(1);
+  ASSERT_NE(first, second);
+  EXPECT_EQ(sampler->CurrentWindow(second)->baseline_bytes, 6 * kGiB);
+  EXPECT_EQ(sampler->CurrentWindow(second)->samples, 1u);
+  probe.SetProcess(100, 0, 8 * kGiB);
+  auto a = sampler->EndWindow(first);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->growth(), 7 * kGiB);
+  auto b = sampler->EndWindow(second);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->growth(), 2 * kGiB);
+  // Untracking a worker drops its windows.
+  const std::uint64_t third = sampler->BeginWindow(1);
+  sampler->UntrackWorker(1);
+  EXPECT_EQ(sampler->EndWindow(third), std::nullopt);
 }
 
 TEST(SamplerTest, DeviceLevelAccountingWhenPerProcessIsOff) {
@@ -215,11 +227,11 @@ TEST(SamplerTest, DeviceLevelAccountingWhenPerProcessIsOff) {
   EXPECT_FALSE(sampler->per_process());
   sampler->TrackWorker(1, 100, 0);
   sampler->TrackWorker(2, 999, 0);
-  sampler->BeginWindow(1);
+  const std::uint64_t id = sampler->BeginWindow(1);
   EXPECT_EQ(sampler->WorkerUsage(1), 3 * kGiB);
   EXPECT_EQ(sampler->WorkerUsage(2), 3 * kGiB);  // every worker sees its device's usage
   probe.SetDeviceUsed(0, 10 * kGiB);
-  auto w = sampler->EndWindow(1);
+  auto w = sampler->EndWindow(id);
   EXPECT_EQ(w->growth(), 7 * kGiB);
 }
 
@@ -245,7 +257,7 @@ TEST(SamplerTest, AFailedSampleKeepsTheLastSnapshotAndWindow) {
   probe.SetProcess(100, 0, 2 * kGiB);
   auto sampler = Sampler::Start(&probe, Manual());
   sampler->TrackWorker(1, 100, 0);
-  sampler->BeginWindow(1);
+  const std::uint64_t id = sampler->BeginWindow(1);
   const auto t0 = sampler->LatestTime();
   probe.SetFailing(true);
   probe.SetProcess(100, 0, 9 * kGiB);
@@ -253,9 +265,9 @@ TEST(SamplerTest, AFailedSampleKeepsTheLastSnapshotAndWindow) {
   EXPECT_EQ(s.devices.at(0).used_bytes, 2 * kGiB);
   EXPECT_EQ(sampler->LatestTime(), t0);
   EXPECT_EQ(sampler->WorkerUsage(1), 2 * kGiB);
-  EXPECT_EQ(sampler->CurrentWindow(1)->samples, 1u);
+  EXPECT_EQ(sampler->CurrentWindow(id)->samples, 1u);
   probe.SetFailing(false);
-  auto w = sampler->EndWindow(1);
+  auto w = sampler->EndWindow(id);
   EXPECT_EQ(w->growth(), 7 * kGiB);
   EXPECT_EQ(w->samples, 2u);
 }
@@ -302,11 +314,11 @@ TEST(SamplerTest, ConcurrentSamplesAndReads) {
       std::uint64_t i = 0;
       while (!stop.load()) {
         probe.SetProcess(100, 0, (++i % 7) * kMiB);
-        if (t == 0) sampler->BeginWindow(1);
-        if (t == 1) (void)sampler->EndWindow(1);
+        if (t == 0) (void)sampler->EndWindow(sampler->BeginWindow(1));
+        if (t == 1) (void)sampler->EndWindow(i);
         (void)sampler->WorkerUsage(1);
         (void)sampler->Latest();
-        (void)sampler->CurrentWindow(1);
+        (void)sampler->CurrentWindow(i);
       }
     });
   }
@@ -423,13 +435,13 @@ TEST(SamplerSimulatedGpuTest, MeasuresTheGrowthOfAWorkerProcess) {
   {
     auto sampler = Sampler::Start(probe->get(), Manual());
     sampler->TrackWorker(1, child, 0);
-    sampler->BeginWindow(1);
-    EXPECT_EQ(sampler->CurrentWindow(1)->baseline_bytes, 0u);
+    const std::uint64_t id = sampler->BeginWindow(1);
+    EXPECT_EQ(sampler->CurrentWindow(id)->baseline_bytes, 0u);
     ASSERT_EQ(::write(go[1], "g", 1), 1);
     char result = 0;
     ASSERT_EQ(::read(done[0], &result, 1), 1);
     EXPECT_EQ(result, 'y');
-    auto w = sampler->EndWindow(1);
+    auto w = sampler->EndWindow(id);
     ASSERT_TRUE(w.has_value());
     EXPECT_EQ(w->growth(), 3 * kGiB);
     EXPECT_EQ(sampler->WorkerUsage(1), 3 * kGiB);

@@ -1,0 +1,124 @@
+#include "server/worker_registry.h"
+
+#include <algorithm>
+
+namespace clams::server {
+
+void WorkerRegistry::Refresh(WorkerRecord& w) const {
+  if (w.state == vram::WorkerState::kIdle || w.state == vram::WorkerState::kBusy) {
+    w.state = w.running.empty() ? vram::WorkerState::kIdle : vram::WorkerState::kBusy;
+  }
+}
+
+void WorkerRegistry::Apply(const WorkerEvent& event) {
+  WorkerRecord& w = workers_[event.worker_id];
+  w.id = event.worker_id;
+  w.device = event.device;
+  w.threads = std::max(1, event.threads);
+  w.include_children = event.include_children;
+  const auto now = std::chrono::steady_clock::now();
+  switch (event.kind) {
+    case WorkerEvent::Kind::kStarted:
+      if (w.pid != event.pid) {
+        if (sampler_ != nullptr) {
+          sampler_->UntrackWorker(w.id);
+          if (event.pid > 0) sampler_->TrackWorker(w.id, event.pid, std::max(event.device, 0), event.include_children);
+        }
+      }
+      w.pid = event.pid;
+      w.state = vram::WorkerState::kStarting;
+      w.started = now;
+      w.last_used = now;
+      w.requests = 0;
+      w.classes.clear();
+      w.has_baseline = false;
+      w.stopping = KillCause::kNone;
+      break;
+    case WorkerEvent::Kind::kReady:
+      w.state = vram::WorkerState::kIdle;
+      w.last_used = now;
+      Refresh(w);
+      break;
+    case WorkerEvent::Kind::kStopping:
+      w.state = vram::WorkerState::kStopping;
+      w.stopping = event.cause;
+      break;
+    case WorkerEvent::Kind::kExited:
+      if (sampler_ != nullptr) sampler_->UntrackWorker(w.id);
+      w.pid = 0;
+      w.state = vram::WorkerState::kStarting;
+      w.running.clear();
+      w.classes.clear();
+      w.has_baseline = false;
+      ++w.restarts;
+      break;
+  }
+}
+
+void WorkerRegistry::StartRequest(int worker_id, std::uint64_t job_id, const std::string& class_key) {
+  WorkerRecord* w = Find(worker_id);
+  if (w == nullptr) return;
+  w->running.push_back(job_id);
+  if (!class_key.empty()) {
+    auto it = std::find(w->classes.begin(), w->classes.end(), class_key);
+    if (it != w->classes.end()) w->classes.erase(it);
+    w->classes.push_back(class_key);
+    if (w->classes.size() > kMaxHeldClasses) w->classes.erase(w->classes.begin());
+  }
+  w->last_used = std::chrono::steady_clock::now();
+  Refresh(*w);
+}
+
+void WorkerRegistry::EndRequest(int worker_id, std::uint64_t job_id, bool answered) {
+  WorkerRecord* w = Find(worker_id);
+  if (w == nullptr) return;
+  auto it = std::find(w->running.begin(), w->running.end(), job_id);
+  if (it != w->running.end()) w->running.erase(it);
+  if (answered) ++w->requests;
+  w->last_used = std::chrono::steady_clock::now();
+  Refresh(*w);
+}
+
+WorkerRecord* WorkerRegistry::Find(int worker_id) {
+  auto it = workers_.find(worker_id);
+  return it == workers_.end() ? nullptr : &it->second;
+}
+
+const WorkerRecord* WorkerRegistry::Find(int worker_id) const {
+  auto it = workers_.find(worker_id);
+  return it == workers_.end() ? nullptr : &it->second;
+}
+
+std::vector<vram::WorkerSlot> WorkerRegistry::Slots() const {
+  std::vector<vram::WorkerSlot> out;
+  out.reserve(workers_.size());
+  for (const auto& [id, w] : workers_) {
+    vram::WorkerSlot s;
+    s.id = id;
+    s.device = std::max(w.device, 0);
+    s.state = w.state;
+    s.threads = w.threads;
+    s.running = static_cast<int>(w.running.size());
+    s.classes = w.classes;
+    s.usage_bytes = sampler_ != nullptr ? sampler_->WorkerUsage(id) : 0;
+    s.last_used = w.last_used;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::size_t WorkerRegistry::Capacity() const {
+  std::size_t slots = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w.state != vram::WorkerState::kStopping) slots += static_cast<std::size_t>(w.threads);
+  }
+  return slots;
+}
+
+bool WorkerRegistry::AnyReady() const {
+  return std::any_of(workers_.begin(), workers_.end(), [](const auto& kv) {
+    return kv.second.state == vram::WorkerState::kIdle || kv.second.state == vram::WorkerState::kBusy;
+  });
+}
+
+}  // namespace clams::server
