@@ -1,4 +1,4 @@
-// clams gpu [--json] | sim-alloc BYTES [--seconds S] [--device N] | sim-reset:
+// clams gpu [--json [--processes]] | sim-alloc BYTES [--seconds S] [--device N] | sim-reset:
 // the GPUs of this machine (NVML or simulated) and simulated VRAM holders.
 #include <signal.h>
 #include <unistd.h>
@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "clams/gpu/probe.h"
@@ -75,8 +76,12 @@ std::string JsonString(std::string_view s) {
 }
 
 // {"devices":[{"index":0,"name":"...","uuid":"...","total_bytes":N,"used_bytes":N,
-// "free_bytes":N[,"high_water_bytes":N,"oom_events":N]}],"backend":"..."}
-std::string DevicesJson(std::string_view backend, const std::vector<gpu::DeviceInfo>& devices) {
+// "free_bytes":N[,"high_water_bytes":N,"oom_events":N]}],"backend":"..."}; with
+// `processes` (--processes) also "per_process_accounting":true|false and
+// "processes":[{"pid":N,"device":N,"used_bytes":N}] before "backend" (an empty list while
+// per-process accounting is off).
+std::string DevicesJson(std::string_view backend, const std::vector<gpu::DeviceInfo>& devices,
+                        const std::optional<std::pair<bool, std::vector<gpu::ProcessUsage>>>& processes) {
   std::ostringstream os;
   os << "{\"devices\":[";
   for (std::size_t i = 0; i < devices.size(); ++i) {
@@ -89,7 +94,17 @@ std::string DevicesJson(std::string_view backend, const std::vector<gpu::DeviceI
     }
     os << "}";
   }
-  os << "],\"backend\":" << JsonString(backend) << "}";
+  os << "]";
+  if (processes.has_value()) {
+    os << ",\"per_process_accounting\":" << (processes->first ? "true" : "false") << ",\"processes\":[";
+    for (std::size_t i = 0; i < processes->second.size(); ++i) {
+      const gpu::ProcessUsage& p = processes->second[i];
+      os << (i == 0 ? "" : ",") << "{\"pid\":" << p.pid << ",\"device\":" << p.device_index
+         << ",\"used_bytes\":" << p.used_bytes << "}";
+    }
+    os << "]";
+  }
+  os << ",\"backend\":" << JsonString(backend) << "}";
   return os.str();
 }
 
@@ -153,7 +168,7 @@ std::string HumanReadable(const gpu::Probe& probe, const gpu::Snapshot& snapshot
   return out;
 }
 
-int ListGpus(bool json) {
+int ListGpus(bool json, bool processes) {
   StatusOr<std::unique_ptr<gpu::Probe>> probe =
       gpu::CreateProbe(gpu::ProbeOptions::FromEnvironment());
   if (!probe.ok()) {
@@ -166,7 +181,9 @@ int ListGpus(bool json) {
     return kExitFailure;
   }
   if (json) {
-    std::cout << DevicesJson((*probe)->backend(), snapshot->devices) << "\n";
+    std::optional<std::pair<bool, std::vector<gpu::ProcessUsage>>> procs;
+    if (processes) procs.emplace((*probe)->per_process_accounting(), snapshot->processes);
+    std::cout << DevicesJson((*probe)->backend(), snapshot->devices, procs) << "\n";
   } else {
     std::cout << HumanReadable(**probe, *snapshot);
   }
@@ -292,6 +309,10 @@ void AddGpuCommands(CLI::App& app, CommandContext& ctx) {
                     "Print {\"devices\":[{\"index\",\"name\",\"uuid\",\"total_bytes\","
                     "\"used_bytes\",\"free_bytes\"}],\"backend\"} (simulated devices add "
                     "\"high_water_bytes\" and \"oom_events\")");
+  auto processes = std::make_shared<bool>(false);
+  gpu_cmd->add_flag("--processes", *processes,
+                    "With --json: also \"per_process_accounting\" (true when NVML reports PIDs of "
+                    "this PID namespace) and \"processes\":[{\"pid\",\"device\",\"used_bytes\"}]");
 
   auto alloc_args = std::make_shared<SimAllocArgs>();
   CLI::App* sim_alloc = gpu_cmd->add_subcommand(
@@ -314,9 +335,9 @@ void AddGpuCommands(CLI::App& app, CommandContext& ctx) {
       "CLAMS_SIM_GPUS / CLAMS_SIM_STATE");
   sim_reset->callback([&ctx] { ctx.exit_code = SimReset(); });
 
-  gpu_cmd->callback([&ctx, gpu_cmd, json] {
+  gpu_cmd->callback([&ctx, gpu_cmd, json, processes] {
     if (!gpu_cmd->get_subcommands().empty()) return;  // a subcommand ran
-    ctx.exit_code = ListGpus(*json);
+    ctx.exit_code = ListGpus(*json, *processes);
   });
 }
 

@@ -248,6 +248,22 @@ TEST_F(ClamsGpuTest, SimAllocHoldsUntilSigterm) {
   EXPECT_EQ(Run({"gpu", "--json"}).out, SimJson(0, 10ull << 30, 0));
 }
 
+TEST_F(ClamsGpuTest, JsonWithProcessesListsEachHolderInBytes) {
+  // Nothing held: an empty list after the same device entries as plain --json.
+  EXPECT_EQ(Run({"gpu", "--json", "--processes"}).out,
+            SimJson(0, 0, 0).substr(0, SimJson(0, 0, 0).rfind(",\"backend\"")) +
+                ",\"per_process_accounting\":true,\"processes\":[],\"backend\":\"simulated\"}\n");
+  auto holder = Start({"gpu", "sim-alloc", "1536MiB", "--device", "1"});
+  ASSERT_THAT(holder->ReadLine(), StartsWith("holding"));
+  Result r = Run({"gpu", "--json", "--processes"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(",\"per_process_accounting\":true,\"processes\":[{\"pid\":" +
+                               std::to_string(holder->pid()) +
+                               ",\"device\":1,\"used_bytes\":1610612736}],\"backend\":\"simulated\"}\n"));
+  ASSERT_EQ(::kill(holder->pid(), SIGTERM), 0);
+  EXPECT_EQ(holder->Wait(), 0);
+}
+
 TEST_F(ClamsGpuTest, SimAllocReleasesOnSigint) {
   auto holder = Start({"gpu", "sim-alloc", "1GiB", "--device", "1"});
   EXPECT_THAT(holder->ReadLine(), StartsWith("holding 1.0 GiB (1073741824 bytes) on simulated "
