@@ -16,6 +16,10 @@ const std::vector<FlagInfo>& ServerFlagTable() {
       {"--workers", "CLAMS_GUNICORN_WORKERS, then CLAMS_WORKERS", "auto",
        "Worker processes (production) or threads (development). Auto: min(2 x cores + 1, sum over GPUs of "
        "total MiB / est_gpu_mem_typ) for GPU apps, 2 x cores + 1 otherwise; development caps threads at 4."},
+      {"--threads", "CLAMS_THREADS", "1",
+       "Requests each worker may run at once (one loaded model serves them all). `clams serve app.py` "
+       "starts its Python workers with this many threads; the front still sends one request at a time "
+       "to each worker."},
       {"--max-requests", "", "0",
        "Replace a worker after this many requests (0: workers persist and keep their models warm; 1: the "
        "Python SDK's behaviour)."},
@@ -55,6 +59,10 @@ void RegisterServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_option("--port", o.port, help("--port"))->capture_default_str()->check(CLI::Range(0, 65535));
   app.add_flag("--production", o.production, help("--production"));
   app.add_option("--workers", o.workers, help("--workers"))->check(CLI::Range(1, 1024));
+  app.add_option("--threads", o.threads, help("--threads"))
+      ->envname("CLAMS_THREADS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxThreadsPerWorker));
   app.add_option("--max-requests", o.max_requests, help("--max-requests"))->capture_default_str();
   app.add_option("--max-requests-jitter", o.max_requests_jitter, help("--max-requests-jitter"))
       ->capture_default_str();

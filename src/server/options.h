@@ -21,12 +21,14 @@ inline constexpr std::size_t kDefaultMaxQueue = 100;               // DESIGN §7
 inline constexpr double kDefaultGracefulTimeoutSeconds = 300;      // drain: let long GPU requests finish
 inline constexpr double kDefaultBackfillWindowSeconds = 10;        // bound on how long small requests may overtake
 inline constexpr int kDefaultDevelopmentThreads = 4;               // in-process pool cap
+inline constexpr int kMaxThreadsPerWorker = 1024;                  // --threads bound, as for --workers
 
 struct ServerOptions {
   std::string host = "0.0.0.0";
   int port = 5000;
   bool production = false;
   int workers = 0;  ///< 0: automatic
+  int threads = 1;  ///< requests a worker runs at once (--threads, CLAMS_THREADS)
   std::uint64_t max_requests = 0;
   std::uint64_t max_requests_jitter = 0;
   double queue_timeout_seconds = kDefaultQueueTimeoutSeconds;
@@ -44,6 +46,8 @@ struct ServerOptions {
   double vram_margin = 0.2;
   double vram_conservative_fraction = 0.8;
   bool no_access_log = false;
+  /// `clams serve app.py`: do not cap PyTorch at the worker's grant.
+  bool no_torch_cap = false;
 
   // Internal: the worker role of the production server.
   std::string worker_socket;

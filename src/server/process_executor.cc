@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 
 #include "clams/base/log.h"
 
@@ -24,6 +25,8 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kLostConnectionGrace{2000};
 constexpr std::chrono::milliseconds kExternalReadyPoll{200};
 constexpr std::string_view kReadyToken = "ready";
+// One read() of a worker's stderr pipe.
+constexpr std::size_t kStderrReadBytes = 4096;
 
 std::string SignalName(int sig) {
   switch (sig) {
@@ -70,6 +73,26 @@ void KillTree(pid_t pid, int sig) {
   if (::kill(-pid, sig) != 0) ::kill(pid, sig);
 }
 
+// A stderr line fit for one log line: control characters other than tab
+// become \xNN (a worker cannot forge log lines of the front).
+std::string PrintableLine(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.size() > kStderrLineMaxBytes) line = line.substr(0, kStderrLineMaxBytes);
+  std::string out;
+  out.reserve(line.size());
+  for (unsigned char c : line) {
+    if (c < 0x20 && c != '\t') {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 std::string Replace(std::string s, std::string_view from, std::string_view to) {
   for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
     s.replace(pos, from.size(), to);
@@ -94,6 +117,11 @@ struct ProcessExecutor::Slot {
   std::string socket_path;
   int port = 0;
   int ready_fd = -1;
+  // External workers: the read end of the stderr pipe, the unfinished last
+  // line and the last kStderrTailLines lines.
+  int stderr_fd = -1;
+  std::string stderr_partial;
+  std::deque<std::string> stderr_tail;
   std::unique_ptr<HttpConnection> conn;
   Clock::time_point spawned;
   EventLoop::TimerId ready_timer = 0;
@@ -125,6 +153,7 @@ ProcessExecutor::~ProcessExecutor() {
       ::waitpid(s->info.pid, &status, 0);
     }
     if (s->ready_fd >= 0) ::close(s->ready_fd);
+    if (s->stderr_fd >= 0) ::close(s->stderr_fd);
   }
 }
 
@@ -264,20 +293,23 @@ void ProcessExecutor::Spawn(Slot& slot) {
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
 
+  // Native workers: a pipe for the ready handshake (fd 3). External ones:
+  // a pipe for their stderr.
   int pipe_fds[2] = {-1, -1};
-  if (!external && ::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     CLAMS_LOG(kError, "cannot create a pipe for worker {}: {}", slot.info.id, std::strerror(errno));
     ScheduleSpawn(slot);
     return;
   }
+  // Written by the child if exec fails (prepared here: after fork only
+  // async-signal-safe calls).
+  const std::string exec_failed = "clams serve: cannot execute " + args[0] + ": ";
   const pid_t front = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     CLAMS_LOG(kError, "cannot start worker {}: fork failed: {}", slot.info.id, std::strerror(errno));
-    if (!external) {
-      ::close(pipe_fds[0]);
-      ::close(pipe_fds[1]);
-    }
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
     ScheduleSpawn(slot);
     return;
   }
@@ -291,6 +323,7 @@ void ProcessExecutor::Spawn(Slot& slot) {
       ::dup2(pipe_fds[1], 3);
       ::close_range(4, ~0U, 0);
     } else {
+      ::dup2(pipe_fds[1], STDERR_FILENO);
       ::close_range(3, ~0U, 0);
     }
     ::signal(SIGPIPE, SIG_DFL);
@@ -298,19 +331,30 @@ void ProcessExecutor::Spawn(Slot& slot) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execve(argv[0], argv.data(), envp.data());
-    if (external) ::execvpe(argv[0], argv.data(), envp.data());
-    ::_exit(127);
+    if (external) {
+      ::execvpe(argv[0], argv.data(), envp.data());
+      const char* why = ::strerrordesc_np(errno);
+      if (why == nullptr) why = "unknown error";
+      (void)!::write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
+      (void)!::write(STDERR_FILENO, why, std::strlen(why));
+      (void)!::write(STDERR_FILENO, "\n", 1);
+    }
+    ::_exit(kExitCommandNotFound);
   }
   slot.info.pid = pid;
   CLAMS_LOG(kInfo, "worker {} starting: pid {}{}", slot.info.id, pid,
             slot.info.device >= 0 ? ", device " + std::to_string(slot.info.device) : "");
   const int id = slot.info.id;
   const std::uint64_t gen = slot.generation;
+  ::close(pipe_fds[1]);
   if (!external) {
-    ::close(pipe_fds[1]);
     slot.ready_fd = pipe_fds[0];
     loop_.WatchReadable(slot.ready_fd, [this, id, gen] { OnReadyPipe(id, gen); });
   } else {
+    ::fcntl(pipe_fds[0], F_SETFL, ::fcntl(pipe_fds[0], F_GETFL) | O_NONBLOCK);
+    slot.stderr_fd = pipe_fds[0];
+    slot.stderr_partial.clear();
+    loop_.WatchReadable(slot.stderr_fd, [this, id, gen] { OnStderr(id, gen); });
     loop_.After(kExternalReadyPoll, [this, id, gen] { PollExternalReady(id, gen); });
   }
   slot.ready_timer = loop_.After(options_.ready_timeout, [this, id, gen] {
@@ -354,6 +398,78 @@ void ProcessExecutor::OnReadyPipe(int slot_id, std::uint64_t generation) {
   // EOF without the token: the worker died while starting; OnExit handles it.
 }
 
+void ProcessExecutor::OnStderr(int slot_id, std::uint64_t generation) {
+  Slot* slot = Find(slot_id);
+  if (slot == nullptr || slot->generation != generation || slot->stderr_fd < 0) return;
+  DrainStderr(*slot, /*worker_gone=*/false);
+  if (slot->stderr_fd >= 0) {
+    loop_.WatchReadable(slot->stderr_fd, [this, slot_id, generation] { OnStderr(slot_id, generation); });
+  }
+}
+
+void ProcessExecutor::DrainStderr(Slot& slot, bool worker_gone) {
+  char buf[kStderrReadBytes];
+  while (slot.stderr_fd >= 0) {
+    const ssize_t n = ::read(slot.stderr_fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !worker_gone) return;
+    if (n <= 0) {
+      // EOF (or, when the worker is gone, nothing more to read now: a
+      // process it left behind may still hold the pipe).
+      if (!slot.stderr_partial.empty()) StderrLine(slot, slot.stderr_partial);
+      slot.stderr_partial.clear();
+      ::close(slot.stderr_fd);
+      slot.stderr_fd = -1;
+      return;
+    }
+    slot.stderr_partial.append(buf, static_cast<std::size_t>(n));
+    std::size_t start = 0;
+    for (std::size_t nl = slot.stderr_partial.find('\n'); nl != std::string::npos;
+         nl = slot.stderr_partial.find('\n', start)) {
+      StderrLine(slot, std::string_view(slot.stderr_partial).substr(start, nl - start));
+      start = nl + 1;
+    }
+    slot.stderr_partial.erase(0, start);
+    if (slot.stderr_partial.size() > kStderrLineMaxBytes) {
+      StderrLine(slot, slot.stderr_partial);
+      slot.stderr_partial.clear();
+    }
+  }
+}
+
+void ProcessExecutor::StderrLine(Slot& slot, std::string_view line) {
+  std::string text = PrintableLine(line);
+  CLAMS_LOG(kInfo, "worker {} (pid {}): {}", slot.info.id, slot.info.pid, text);
+  slot.stderr_tail.push_back(std::move(text));
+  while (slot.stderr_tail.size() > kStderrTailLines) slot.stderr_tail.pop_front();
+}
+
+bool ProcessExecutor::GiveUp(Slot& slot, int status) {
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::string why;
+  if (code == kExitCommandNotFound) {
+    why = "the command could not be executed (not found, or not executable)";
+  } else if (auto it = options_.give_up_exit_codes.find(code); code >= 0 && it != options_.give_up_exit_codes.end()) {
+    why = it->second;
+  } else if (options_.give_up_after_failures > 0 && slot.consecutive_failures >= options_.give_up_after_failures) {
+    why = "it failed " + std::to_string(slot.consecutive_failures) + " times in a row";
+  } else {
+    return false;
+  }
+  std::string message = "worker " + std::to_string(slot.info.id) + " " + DescribeExit(status) +
+                        " before any worker ever answered: " + why;
+  if (slot.stderr_tail.empty()) {
+    message += "; it wrote nothing to stderr";
+  } else {
+    message += "; its last output:";
+    for (const std::string& line : slot.stderr_tail) message += "\n  " + line;
+  }
+  gave_up_ = true;
+  slot.info.state = vram::WorkerState::kStopping;
+  options_.on_give_up(message);
+  return true;
+}
+
 void ProcessExecutor::PollExternalReady(int slot_id, std::uint64_t generation) {
   Slot* slot = Find(slot_id);
   if (slot == nullptr || slot->generation != generation || slot->info.state != vram::WorkerState::kStarting ||
@@ -378,6 +494,7 @@ void ProcessExecutor::PollExternalReady(int slot_id, std::uint64_t generation) {
 
 void ProcessExecutor::BecomeReady(Slot& slot) {
   loop_.Cancel(slot.ready_timer);
+  ever_ready_ = true;
   slot.info.state = vram::WorkerState::kIdle;
   slot.info.last_used = Clock::now();
   slot.conn = HttpConnection::Create(loop_, EndpointOf(slot));
@@ -415,6 +532,8 @@ void ProcessExecutor::OnExit(Slot& slot, int status) {
     ::close(slot.ready_fd);
     slot.ready_fd = -1;
   }
+  // What the worker wrote before it ended (the tail goes into messages).
+  DrainStderr(slot, /*worker_gone=*/true);
   slot.conn.reset();
   slot.info.pid = 0;
   if (!slot.socket_path.empty() && options_.external_command.empty()) {
@@ -463,6 +582,8 @@ void ProcessExecutor::OnExit(Slot& slot, int status) {
     } else {
       slot.consecutive_failures = 0;
     }
+    // A command that never worked is not retried forever.
+    if (!ever_ready_ && !shutting_down_ && !gave_up_ && options_.on_give_up && GiveUp(slot, status)) return;
   }
   slot.stopping = false;
   slot.info.state = vram::WorkerState::kStarting;
@@ -552,6 +673,8 @@ void ProcessExecutor::OnResponse(int slot_id, std::uint64_t generation, StatusOr
     a.failure = FailureKind::kBadInput;
   } else if (failure == "bad-parameters") {
     a.failure = FailureKind::kBadParameters;
+  } else if (a.http_status >= 500 && !FindHeader(response->headers, kOomHeader).empty()) {
+    a.failure = FailureKind::kAppOom;  // the Python adapter's mark of a framework OOM
   } else if (!options_.external_command.empty() && a.http_status >= 500 && LooksLikeOutOfMemory(a.body)) {
     a.failure = FailureKind::kAppOom;  // an external app's CUDA OOM answer
   }

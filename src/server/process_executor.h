@@ -9,18 +9,26 @@
 //   busy --request timeout--> SIGKILL, 504; respawn
 //   idle --Recycle (evict, drift, oom, reload)--> stopping --exit--> respawn
 //   exit while starting -> crash loop: respawn with exponential backoff
+//   exit before any worker was ever ready (a fatal exit code, or
+//   give_up_after_failures in a row) -> on_give_up, no respawn
+//
+// External workers' stderr goes through a pipe: each line is logged and
+// the last kStderrTailLines are kept for messages about the worker's end.
 //
 // Loop thread only.
 #ifndef CLAMS_SRC_SERVER_PROCESS_EXECUTOR_H_
 #define CLAMS_SRC_SERVER_PROCESS_EXECUTOR_H_
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clams/gpu/probe.h"
@@ -35,6 +43,17 @@ namespace clams::server {
 inline constexpr std::string_view kFailureHeader = "X-Clams-Failure";
 inline constexpr std::string_view kNewViewsHeader = "X-Clams-New-Views";
 inline constexpr std::string_view kHwFetchHeader = "X-Clams-Hw-Fetch";
+/// Any worker: the request failed with a framework out-of-memory error
+/// (`1`, or `1; tried=<bytes>`; CONTRACT.md).
+inline constexpr std::string_view kOomHeader = "X-Clams-Oom";
+
+/// Lines of an external worker's stderr kept for the message about its end.
+inline constexpr std::size_t kStderrTailLines = 20;
+/// Longer stderr lines are cut (in the log and in the tail).
+inline constexpr std::size_t kStderrLineMaxBytes = 4096;
+/// The exit code of a command that could not be executed (shells and our
+/// own child after a failed exec).
+inline constexpr int kExitCommandNotFound = 127;
 
 struct ProcessExecutorOptions {
   /// Native workers: the executable re-executed in worker role and its
@@ -60,6 +79,15 @@ struct ProcessExecutorOptions {
   std::chrono::milliseconds backoff_max{30000};
   /// A worker that lived at least this long resets its failure count.
   std::chrono::milliseconds healthy_after{10000};
+  /// Giving up on a command that never worked. Until the first worker is
+  /// ready, a worker that exits with kExitCommandNotFound or a code listed
+  /// here (with what it means), or that fails `give_up_after_failures`
+  /// times in a row (0: never), calls `on_give_up` with a message that
+  /// names the exit and quotes the worker's last stderr lines; nothing is
+  /// respawned after that. Without `on_give_up` workers are retried forever.
+  std::map<int, std::string> give_up_exit_codes;
+  int give_up_after_failures = 0;
+  std::function<void(const std::string& message)> on_give_up;
 };
 
 class ProcessExecutor : public Executor {
@@ -87,6 +115,10 @@ class ProcessExecutor : public Executor {
   void Spawn(Slot& slot);
   void ScheduleSpawn(Slot& slot);
   void OnReadyPipe(int slot_id, std::uint64_t generation);
+  void OnStderr(int slot_id, std::uint64_t generation);
+  void DrainStderr(Slot& slot, bool worker_gone);
+  void StderrLine(Slot& slot, std::string_view line);
+  bool GiveUp(Slot& slot, int status);
   void PollExternalReady(int slot_id, std::uint64_t generation);
   void BecomeReady(Slot& slot);
   void Reap();
@@ -107,6 +139,8 @@ class ProcessExecutor : public Executor {
   std::uint64_t restarts_ = 0;
   int reloading_slot_ = 0;  // the slot SIGHUP is replacing now (0: none)
   bool shutting_down_ = false;
+  bool ever_ready_ = false;  // some worker has answered since Start
+  bool gave_up_ = false;
   std::function<void()> shutdown_done_;
   std::mt19937_64 rng_;
 };
