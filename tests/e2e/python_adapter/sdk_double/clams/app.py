@@ -164,6 +164,11 @@ class ClamsApp:
     def sign_view(self, view, conf):
         md = view["metadata"]
         md["app"] = self.metadata.identifier
+        if self.metadata.get("app_tags"):
+            rest = dict(md)
+            md.clear()
+            md["appTags"] = list(self.metadata["app_tags"])  # unnamed: first
+            md.update(rest)
         if "#RAW#" in conf:
             raw = conf["#RAW#"]
             if raw:
@@ -199,9 +204,12 @@ class ClamsApp:
                 continue
             md["timestamp"] = run_id.isoformat()
             if refined.get("runningTime"):
-                # Unnamed properties come first in mmif-python's output.
-                rest = {k: v for k, v in md.items() if k != "appProfiling"}
+                # Unnamed properties come first in mmif-python's output (appTags, appProfiling).
+                rest = {k: v for k, v in md.items() if k not in ("appTags", "appProfiling")}
+                tags = md.get("appTags")
                 md.clear()
+                if tags:
+                    md["appTags"] = tags
                 md["appProfiling"] = {"runningTime": str(run_id - t0)}
                 md.update(rest)
         if refined.get("pretty"):
