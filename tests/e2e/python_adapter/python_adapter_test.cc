@@ -55,7 +55,8 @@ std::string Clams() { return testing::BuiltBinary("src/cli/clams").string(); }
 std::map<std::string, std::string> PythonEnv(bool with_torch = false) {
   std::string path = (Here() / "sdk_double").string();
   if (with_torch) path += ":" + (Here() / "fake_torch").string();
-  return {{"PYTHONPATH", path}};
+  // No __pycache__ written into the source tree.
+  return {{"PYTHONPATH", path}, {"PYTHONDONTWRITEBYTECODE", "1"}};
 }
 
 // A template-shaped MMIF input with one TextDocument.
@@ -429,7 +430,7 @@ TEST_F(PythonAdapterTest, AppFileWithoutAnAppObjectSaysWhatItFound) {
 }
 
 TEST_F(PythonAdapterTest, InterpreterWithoutTheSdkIsNamed) {
-  Timed t = RunServe({"--python", kPython, AppDir().string()}, {{"PYTHONPATH", ""}});
+  Timed t = RunServe({"--python", kPython, AppDir().string()}, {{"PYTHONPATH", ""}, {"PYTHONDONTWRITEBYTECODE", "1"}});
   EXPECT_EQ(t.result.exit_code, 1) << t.result.err;
   EXPECT_LT(t.took, kFailFast);
   EXPECT_THAT(t.result.err, AllOf(HasSubstr("exited with code 5 before any worker ever answered: the Python "
