@@ -18,3 +18,6 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/clamsConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/clamsConfig.cmake ${PROJECT_BINARY_DIR}/clamsConfigVersion.cmake
   ${PROJECT_SOURCE_DIR}/cmake/ClamsAppVersion.cmake ${PROJECT_SOURCE_DIR}/cmake/ClamsAppVersionStamp.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/clams)
+# The Python worker adapter of `clams serve app.py`, found by the clams executable at
+# <prefix>/share/clams/clams_worker.py (relative to <prefix>/bin/clams).
+install(FILES ${PROJECT_SOURCE_DIR}/python/clams_worker.py DESTINATION ${CMAKE_INSTALL_DATADIR}/clams)

@@ -10,7 +10,10 @@ Measures, with wrk, requests/s and latency percentiles of
       connection (no queueing);
   (3) `clams serve --production --workers 2 -- python3 flask_app.py --port {port}` against the
       same Flask app under gunicorn with 2 sync workers: requests/s overhead and p50 added
-      (skipped, with a note, when BUILD/src/cli/clams has no `serve`).
+      (skipped, with a note, when BUILD/src/cli/clams has no `serve`);
+  (3b) `clams serve --workers 2 clams_app.py` (a template-shaped Python SDK app through the worker
+      adapter, on the SDK's test double) against the same app's `Restifier(app).flask_app` under
+      gunicorn with 2 sync workers: requests/s and p50.
 Every pair runs back to back on the same body. Each server is checked once for a valid answer
 (status 200, the expected sentences and tokens) before it is measured; any non-2xx answer or
 socket error that wrk reports fails the run (exit 1). Targets are printed as PASS/FAIL and do
@@ -34,6 +37,10 @@ WRK = "/usr/bin/wrk"
 HERE = os.path.dirname(os.path.abspath(__file__))
 POST_LUA = os.path.join(HERE, "post.lua")
 FLASK_APP = os.path.join(HERE, "flask_app.py")
+# Part (3b): the same splitter as a template-shaped CLAMS app, on the Python SDK's test double
+# (clams-python is not a Debian package).
+CLAMS_APP = os.path.join(HERE, "clams_app.py")
+SDK_DOUBLE = os.path.join(HERE, "..", "..", "tests", "e2e", "python_adapter", "sdk_double")
 
 DEV_MIN_RATIO = 5.0        # development mode vs gunicorn, same worker count
 PROD_MIN_RATIO = 5.0       # --production --workers 2 vs gunicorn -w 2
@@ -103,13 +110,13 @@ def session_cpu_seconds(sid):
 class Server:
     """A server process in its own session; stop() ends it and everything it started."""
 
-    def __init__(self, name, argv, workdir, pidfile, front=False):
+    def __init__(self, name, argv, workdir, pidfile, front=False, env_extra=None):
         self.name = name
         self.front = front  # the session leader is a front whose own CPU is worth showing
         self.log_path = os.path.join(workdir, re.sub(r"[^A-Za-z0-9]+", "-", name) + ".log")
         self.log = open(self.log_path, "wb")
         # No __pycache__ next to flask_app.py (gunicorn imports it as a module).
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env_extra or {}))
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.sid = self.proc.pid
@@ -188,9 +195,9 @@ def wait_until(server, check, what, timeout=60.0):
     raise BenchError(f"{server.name}: {what} not reached in {timeout:.0f} s:\n{server.log_tail()}")
 
 
-def start_clams(name, argv, workers, port_file, workdir, pidfile, production):
+def start_clams(name, argv, workers, port_file, workdir, pidfile, production, env_extra=None):
     """Starts one of our servers (--port 0 --port-file F) and waits until every worker is idle."""
-    server = Server(name, argv, workdir, pidfile, front=production)
+    server = Server(name, argv, workdir, pidfile, front=production, env_extra=env_extra)
 
     def port_known():
         try:
@@ -218,14 +225,15 @@ def start_clams(name, argv, workers, port_file, workdir, pidfile, production):
     return server
 
 
-def start_gunicorn(name, workers, workdir, pidfile, worker_class="sync", threads=1):
+def start_gunicorn(name, workers, workdir, pidfile, worker_class="sync", threads=1, wsgi_app="flask_app:app",
+                   env_extra=None):
     port = free_port()
     argv = [GUNICORN, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--chdir", HERE,
             "--worker-class", worker_class]
     if worker_class == "gthread":
         argv += ["--threads", str(threads)]
-    argv.append("flask_app:app")
-    server = Server(name, argv, workdir, pidfile)
+    argv.append(wsgi_app)
+    server = Server(name, argv, workdir, pidfile, env_extra=env_extra)
     server.port = port
     wait_until(server, lambda: http_get(server.url("/"))[0] == 200, "GET / = 200")
     # The arbiter answers through its first booted worker: wait for all of them.
@@ -469,6 +477,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("HTTP_BENCH_ROUNDS", "2")),
                     help="measured runs per server; a pair's runs alternate (A B, B A, ...)")
     ap.add_argument("--verbose", action="store_true", default=bool(os.environ.get("HTTP_BENCH_VERBOSE")))
+    ap.add_argument("--parts", default=os.environ.get("HTTP_BENCH_PARTS", "1,2,3"),
+                    help="which parts to run: 1 (development), 2 (production and the hop), 3 (clams serve)")
     a = ap.parse_args()
 
     build = os.path.abspath(a.build)
@@ -510,8 +520,8 @@ def main():
         check_answer(s, body)
         return s
 
-    def gunicorn(name, workers, worker_class="sync", threads=1):
-        s = start_gunicorn(name, workers, a.workdir, pidfile, worker_class, threads)
+    def gunicorn(name, workers, worker_class="sync", threads=1, wsgi_app="flask_app:app", env_extra=None):
+        s = start_gunicorn(name, workers, a.workdir, pidfile, worker_class, threads, wsgi_app, env_extra)
         servers.append(s)
         check_answer(s, body)
         return s
@@ -538,89 +548,96 @@ def main():
     def us(v):
         return f"{v * 1e6:+.0f}"
 
+    parts = set(a.parts.split(","))
+    answer_size = 0
     try:
         # (1) development mode vs gunicorn, N workers each.
-        table.section(f"(1) development mode vs gunicorn, {N} workers each, wrk -t1 -c{C}")
-        dev_s = clams_server(f"sentence-splitter dev {N}", N, production=False)
-        answer_size = check_answer(dev_s, body)
-        g_s = gunicorn(f"gunicorn sync {N}", N)
-        dev, g = m.rounds([(dev_s, f"clams-cpp development mode ({N} threads)"),
-                           (g_s, f"gunicorn + Flask, {N} sync workers")], C)
-        stop_all()
-        table.run(dev)
-        table.run(g)
-        ratio, each_ratio = paired_ratio(dev, g)
-        table.ratio("clams-cpp / gunicorn, req/s" + each(each_ratio, x), x(ratio),
-                    f">= {DEV_MIN_RATIO:.0f}x", verdict(ratio >= DEV_MIN_RATIO))
-        cpu_ratio = g["cpu_per_req"] / dev["cpu_per_req"]
-        table.ratio("gunicorn / clams-cpp, server CPU per request", x(cpu_ratio), "reference")
-        summary.append((f"development mode vs gunicorn ({N} workers): {ratio:.2f}x req/s (target >= "
-                        f"{DEV_MIN_RATIO:.0f}x); server CPU per request {cpu_ratio:.2f}x less",
-                        verdict(ratio >= DEV_MIN_RATIO)))
+        if "1" in parts:
+            table.section(f"(1) development mode vs gunicorn, {N} workers each, wrk -t1 -c{C}")
+            dev_s = clams_server(f"sentence-splitter dev {N}", N, production=False)
+            answer_size = check_answer(dev_s, body)
+            g_s = gunicorn(f"gunicorn sync {N}", N)
+            dev, g = m.rounds([(dev_s, f"clams-cpp development mode ({N} threads)"),
+                               (g_s, f"gunicorn + Flask, {N} sync workers")], C)
+            stop_all()
+            table.run(dev)
+            table.run(g)
+            ratio, each_ratio = paired_ratio(dev, g)
+            table.ratio("clams-cpp / gunicorn, req/s" + each(each_ratio, x), x(ratio),
+                        f">= {DEV_MIN_RATIO:.0f}x", verdict(ratio >= DEV_MIN_RATIO))
+            cpu_ratio = g["cpu_per_req"] / dev["cpu_per_req"]
+            table.ratio("gunicorn / clams-cpp, server CPU per request", x(cpu_ratio), "reference")
+            summary.append((f"development mode vs gunicorn ({N} workers): {ratio:.2f}x req/s (target >= "
+                            f"{DEV_MIN_RATIO:.0f}x); server CPU per request {cpu_ratio:.2f}x less",
+                            verdict(ratio >= DEV_MIN_RATIO)))
 
         # (2) production, 2 workers, vs gunicorn sync and gthread; then the hop's latency.
-        table.section(f"(2) production mode vs gunicorn, 2 workers each, wrk -t1 -c{C}")
-        prod_s = clams_server("sentence-splitter production 2", 2, production=True)
-        sync_s = gunicorn("gunicorn sync 2", 2)
-        thr_s = gunicorn("gunicorn gthread 2x2", 2, "gthread", 2)
-        prod, g_sync, g_thr = m.rounds([(prod_s, "clams-cpp --production --workers 2"),
-                                        (sync_s, "gunicorn + Flask, 2 sync workers"),
-                                        (thr_s, "gunicorn + Flask, 2 gthread workers x 2 threads")], C)
-        stop_all()
-        for r in (prod, g_sync, g_thr):
-            table.run(r)
-        for base, name in ((g_sync, "sync"), (g_thr, "gthread")):
-            ratio, each_ratio = paired_ratio(prod, base)
-            table.ratio(f"production / gunicorn {name}, req/s" + each(each_ratio, x), x(ratio),
-                        f">= {PROD_MIN_RATIO:.0f}x", verdict(ratio >= PROD_MIN_RATIO))
-            cpu_ratio = base["cpu_per_req"] / prod["cpu_per_req"]
-            summary.append((f"production vs gunicorn {name} (2 workers): {ratio:.2f}x req/s (target >= "
-                            f"{PROD_MIN_RATIO:.0f}x); server CPU per request {cpu_ratio:.2f}x less",
-                            verdict(ratio >= PROD_MIN_RATIO)))
-        table.ratio("gunicorn sync / production, server CPU per request",
-                    x(g_sync["cpu_per_req"] / prod["cpu_per_req"]), "reference")
+        if "2" in parts:
+            table.section(f"(2) production mode vs gunicorn, 2 workers each, wrk -t1 -c{C}")
+            prod_s = clams_server("sentence-splitter production 2", 2, production=True)
+            sync_s = gunicorn("gunicorn sync 2", 2)
+            thr_s = gunicorn("gunicorn gthread 2x2", 2, "gthread", 2)
+            prod, g_sync, g_thr = m.rounds([(prod_s, "clams-cpp --production --workers 2"),
+                                            (sync_s, "gunicorn + Flask, 2 sync workers"),
+                                            (thr_s, "gunicorn + Flask, 2 gthread workers x 2 threads")], C)
+            stop_all()
+            for r in (prod, g_sync, g_thr):
+                table.run(r)
+            for base, name in ((g_sync, "sync"), (g_thr, "gthread")):
+                ratio, each_ratio = paired_ratio(prod, base)
+                table.ratio(f"production / gunicorn {name}, req/s" + each(each_ratio, x), x(ratio),
+                            f">= {PROD_MIN_RATIO:.0f}x", verdict(ratio >= PROD_MIN_RATIO))
+                cpu_ratio = base["cpu_per_req"] / prod["cpu_per_req"]
+                summary.append((f"production vs gunicorn {name} (2 workers): {ratio:.2f}x req/s (target >= "
+                                f"{PROD_MIN_RATIO:.0f}x); server CPU per request {cpu_ratio:.2f}x less",
+                                verdict(ratio >= PROD_MIN_RATIO)))
+            table.ratio("gunicorn sync / production, server CPU per request",
+                        x(g_sync["cpu_per_req"] / prod["cpu_per_req"]), "reference")
 
-        table.section("(2b) the worker hop: production vs development, 2 workers, wrk -t1 -c1")
-        ldev_s = clams_server("sentence-splitter dev 2 (latency)", 2, production=False)
-        lprod_s = clams_server("sentence-splitter production 2 (latency)", 2, production=True)
-        lat_prod, lat_dev = m.rounds([(lprod_s, "clams-cpp --production --workers 2"),
-                                      (ldev_s, "clams-cpp development mode (2 threads)")], 1)
-        stop_all()
-        table.run(lat_dev)
-        table.run(lat_prod)
-        d50, each50 = paired_diff(lat_prod, lat_dev, "p50")
-        d99, each99 = paired_diff(lat_prod, lat_dev, "p99")
-        table.ratio("hop adds, p50 (production - development)" + each(each50, us), us(d50) + " us",
-                    "reported")
-        table.ratio("hop adds, p99 (production - development)" + each(each99, us), us(d99) + " us",
-                    "reported")
-        summary.append((f"worker hop: p50 {us(d50)} us, p99 {us(d99)} us (production - development, "
-                        "2 workers, 1 connection)", None))
+            table.section("(2b) the worker hop: production vs development, 2 workers, wrk -t1 -c1")
+            ldev_s = clams_server("sentence-splitter dev 2 (latency)", 2, production=False)
+            lprod_s = clams_server("sentence-splitter production 2 (latency)", 2, production=True)
+            lat_prod, lat_dev = m.rounds([(lprod_s, "clams-cpp --production --workers 2"),
+                                          (ldev_s, "clams-cpp development mode (2 threads)")], 1)
+            stop_all()
+            table.run(lat_dev)
+            table.run(lat_prod)
+            d50, each50 = paired_diff(lat_prod, lat_dev, "p50")
+            d99, each99 = paired_diff(lat_prod, lat_dev, "p99")
+            table.ratio("hop adds, p50 (production - development)" + each(each50, us), us(d50) + " us",
+                        "reported")
+            table.ratio("hop adds, p99 (production - development)" + each(each99, us), us(d99) + " us",
+                        "reported")
+            summary.append((f"worker hop: p50 {us(d50)} us, p99 {us(d99)} us (production - development, "
+                            "2 workers, 1 connection)", None))
 
         # (3) clams serve in front of the unmodified Flask app vs gunicorn.
-        if not serve_ok:
+        if "3" not in parts:
+            pass
+        elif not serve_ok:
             table.section("(3) clams serve: not available in this build")
             print("clams serve: not available in this build", flush=True)
         else:
             table.section(f"(3) clams serve -- python3 flask_app.py vs gunicorn, 2 workers each, "
                           f"wrk -t1 -c{C} and -c1")
 
-            def serve(name, command):
+            def serve(name, command, env_extra=None):
                 port_file = os.path.join(a.workdir, re.sub(r"[^A-Za-z0-9]+", "-", name) + ".port")
                 argv = [clams, "serve", "--production", "--workers", "2", "--host", "127.0.0.1",
                         "--port", "0", "--port-file", port_file, "--no-access-log",
-                        "--log-level", "warning", "--"] + command
-                s = start_clams(name, argv, 2, port_file, a.workdir, pidfile, True)
+                        "--log-level", "warning"] + command
+                s = start_clams(name, argv, 2, port_file, a.workdir, pidfile, True, env_extra)
                 servers.append(s)
                 check_answer(s, body)
                 return s
 
-            sv_s = serve("clams serve 2", [PYTHON, FLASK_APP, "--port", "{port}"])
+            sv_s = serve("clams serve 2", ["--", PYTHON, FLASK_APP, "--port", "{port}"])
+            answer_size = answer_size or check_answer(sv_s, body)
             gs_s = gunicorn("gunicorn sync 2 (serve baseline)", 2)
             # Reference: the same front with gunicorn's own HTTP server in every worker
             # (`gunicorn -w 1` per port): isolates the front's cost from the difference between
             # Werkzeug's and gunicorn's HTTP servers.
-            svg_s = serve("clams serve 2 gunicorn", [GUNICORN, "--workers", "1", "--bind",
+            svg_s = serve("clams serve 2 gunicorn", ["--", GUNICORN, "--workers", "1", "--bind",
                                                       "127.0.0.1:{port}", "--chdir", HERE,
                                                       "flask_app:app"])
             fa_s = start_flask_standalone("flask_app.py standalone", a.workdir, pidfile)
@@ -657,6 +674,40 @@ def main():
                             f"{SERVE_MAX_OVERHEAD:.0%})", verdict(overhead < SERVE_MAX_OVERHEAD)))
             summary.append((f"clams serve vs gunicorn: p50 added {us(added)} us (target < "
                             f"{SERVE_MAX_P50_ADDED * 1e3:.0f} ms)", verdict(added < SERVE_MAX_P50_ADDED)))
+
+            # (3b) a Python SDK app: `clams serve app.py` (the worker adapter, keep-alive on a Unix
+            # socket) vs the SDK's own Flask app under gunicorn, the same app and worker count.
+            table.section(f"(3b) clams serve clams_app.py (Python SDK app) vs gunicorn + Restifier(app).flask_app, "
+                          f"2 workers each, wrk -t1 -c{C} and -c1")
+            sdk_env = {"PYTHONPATH": os.path.abspath(SDK_DOUBLE) + os.pathsep + HERE}
+            sa_s = serve("clams serve app.py 2", ["--python", PYTHON, CLAMS_APP], sdk_env)
+            ga_s = gunicorn("gunicorn sync 2 clams_wsgi", 2, wsgi_app="clams_wsgi:app", env_extra=sdk_env)
+            # Reference: the same app started the generic way, through its template's __main__
+            # (Flask's debug server with its reloader: two processes per worker, a new connection
+            # per request).
+            st_s = serve("clams serve 2 template main", ["--", PYTHON, CLAMS_APP, "--port", "{port}"], sdk_env)
+            sa, ga, st = m.rounds([(sa_s, "clams serve --workers 2 clams_app.py"),
+                                   (ga_s, "gunicorn, 2 sync workers, Restifier(app).flask_app"),
+                                   (st_s, "clams serve --workers 2 -- clams_app.py --port (ref.)")], C)
+            sa_lat, ga_lat, st_lat = m.rounds(
+                [(sa_s, "clams serve --workers 2 clams_app.py (-c1)"),
+                 (ga_s, "gunicorn, 2 sync workers, Restifier(app).flask_app (-c1)"),
+                 (st_s, "clams serve --workers 2 -- clams_app.py --port (ref., -c1)")], 1)
+            stop_all()
+            for r in (sa, ga, st, sa_lat, ga_lat, st_lat):
+                table.run(r)
+            app_ratio, each_app = paired_ratio(sa, ga)
+            app_added, each_app_added = paired_diff(sa_lat, ga_lat, "p50")
+            table.ratio("clams serve app.py / gunicorn, req/s" + each(each_app, x), x(app_ratio), "reported")
+            table.ratio("clams serve app.py p50 added (serve - gunicorn, -c1)" + each(each_app_added, us),
+                        us(app_added) + " us", "reported")
+            table.ratio("server CPU per request, serve app.py / gunicorn",
+                        x(sa["cpu_per_req"] / ga["cpu_per_req"]), "reference")
+            tpl_ratio, each_tpl = paired_ratio(sa, st)
+            table.ratio("clams serve app.py / the template's own server under clams serve, req/s"
+                        + each(each_tpl, x), x(tpl_ratio), "reference")
+            summary.append((f"clams serve app.py vs gunicorn (same SDK app, 2 workers): {app_ratio:.2f}x req/s, "
+                            f"p50 {us(app_added)} us at one connection", None))
     except BenchError as e:
         stop_all()
         print(f"bench/http: ERROR: {e}", file=sys.stderr)

@@ -42,9 +42,14 @@ using mmif_internal::ViewSlots;
 
 // The schema's minLength for `metadata.mmif` and a view's `app` (a URI).
 constexpr std::size_t kMinUriLength = 7;
-// The versions this library reads: 1.0.0 up to 1.<kMaxMinorVersion>.x.
+// The versions this library reads: 1.0.0 up to 1.<kMaxMinorVersion>.x, and
+// before 1.0 the releases from 0.<kMinPre1MinorVersion>.0 to
+// 0.<kMaxPre1MinorVersion>.x, whose files mmif-python still loads (it
+// refuses the type IRIs of MMIF older than 0.4.0; 0.5.0 was followed by 1.0.0).
 constexpr int kSupportedMajorVersion = 1;
 constexpr int kMaxMinorVersion = 2;
+constexpr int kMinPre1MinorVersion = 4;
+constexpr int kMaxPre1MinorVersion = 5;
 // The first version whose annotation ids are long (`v1:tf1`) everywhere.
 constexpr int kLongIdsMinorVersion = 1;
 constexpr std::string_view kVersionIriPrefixes[] = {"http://mmif.clams.ai/",
@@ -730,11 +735,15 @@ Status CheckSupportedVersion(std::string_view version) {
                                 " is not a version number (expected <major>.<minor>.<patch>)");
   }
   if (v->major == kSupportedMajorVersion && v->minor <= kMaxMinorVersion) return Status();
-  std::string message = "MMIF " + std::string(version) +
-                        " is not supported: clams-cpp reads MMIF 1.0.0 to 1." +
-                        std::to_string(kMaxMinorVersion) + ".x; ";
-  if (v->major < kSupportedMajorVersion) {
-    message += "files older than 1.0.0 use legacy type IRIs and a different id scheme";
+  if (v->major == 0 && v->minor >= kMinPre1MinorVersion && v->minor <= kMaxPre1MinorVersion) return Status();
+  std::string message = "MMIF " + std::string(version) + " is not supported: clams-cpp reads MMIF 0." +
+                        std::to_string(kMinPre1MinorVersion) + ".0 to 0." + std::to_string(kMaxPre1MinorVersion) +
+                        ".x and 1.0.0 to 1." + std::to_string(kMaxMinorVersion) + ".x; ";
+  if (v->major == 0 && v->minor < kMinPre1MinorVersion) {
+    message += "files older than 0." + std::to_string(kMinPre1MinorVersion) +
+               ".0 use type IRIs that mmif-python refuses too";
+  } else if (v->major == 0) {
+    message += "there is no such MMIF release";
   } else {
     message += "this file follows a newer specification";
   }

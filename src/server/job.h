@@ -60,7 +60,7 @@ struct Job {
 
   // Waiting.
   bool queued = false;
-  EventLoop::TimerId deadline = 0;
+  Timers::TimerId deadline = 0;
   std::optional<vram::Decision::Waiting> last_wait;  ///< why it waited, last time
 
   // Running.
@@ -75,7 +75,7 @@ struct Job {
   std::uint64_t window = 0;     ///< sampler window id (0: none)
   bool overlapped = false;      ///< another request ran on its worker meanwhile
   bool client_gone = false;
-  EventLoop::TimerId gone_timer = 0;
+  Timers::TimerId gone_timer = 0;
 
   std::string_view mmif() const {
     return body ? std::string_view(*body).substr(mmif_offset, mmif_length) : std::string_view();

@@ -140,7 +140,7 @@ json::object RuntimeJson(const ObserveInputs& in, bool full) {
   queue["length"] = in.queue->size();
   queue["bytes"] = in.queue->bytes();
   double oldest = 0;
-  if (!in.queue->empty()) oldest = Seconds(SteadyClock::now() - in.queue->jobs().front()->arrived);
+  if (!in.queue->empty()) oldest = Seconds(in.now - in.queue->jobs().front()->arrived);
   queue["oldest_wait_seconds"] = oldest;
   queue["running"] = in.running;
   rt["queue"] = std::move(queue);
@@ -232,7 +232,7 @@ json::object StatusJson(const ObserveInputs& in) {
   }
   out["workers"] = std::move(workers);
   json::array queue;
-  const auto now = SteadyClock::now();
+  const auto now = in.now;
   for (const Job* job : in.queue->jobs()) {
     json::object q;
     q["request_id"] = job->request_id;

@@ -56,6 +56,7 @@ struct ObserveInputs {
   const vram::AdmissionOptions* admission = nullptr;
   std::size_t running = 0;
   bool draining = false;
+  std::chrono::steady_clock::time_point now;
 };
 
 /// The `runtime` object. `full`: with pids, the profile directory and every

@@ -16,6 +16,10 @@ const std::vector<FlagInfo>& ServerFlagTable() {
       {"--workers", "CLAMS_GUNICORN_WORKERS, then CLAMS_WORKERS", "auto",
        "Worker processes (production) or threads (development). Auto: min(2 x cores + 1, sum over GPUs of "
        "total MiB / est_gpu_mem_typ) for GPU apps, 2 x cores + 1 otherwise; development caps threads at 4."},
+      {"--threads", "CLAMS_THREADS", "1",
+       "Requests each worker runs at once, sharing one loaded copy of the model; admission is per request. "
+       "Native apps: only when the app is thread-safe (else 1, with a warning). `clams serve app.py` starts "
+       "its Python workers with this many threads."},
       {"--max-requests", "", "0",
        "Replace a worker after this many requests (0: workers persist and keep their models warm; 1: the "
        "Python SDK's behaviour)."},
@@ -34,9 +38,6 @@ const std::vector<FlagInfo>& ServerFlagTable() {
       {"--idle-timeout", "", "75", "Seconds an idle keep-alive connection is kept open."},
       {"--graceful-timeout", "", "300",
        "On SIGTERM: seconds to let queued and running requests finish before the workers are stopped."},
-      {"--threads", "CLAMS_THREADS", "1",
-       "Requests each worker runs at once, sharing one copy of the model (native apps: only when the app is "
-       "thread-safe, else 1)."},
       {"--class-params", "", "all",
        "Comma-separated names of the parameters that shape GPU memory (e.g. model); the request class, which "
        "keys memory profiles, uses only these. Default: the app's own list, else every parameter."},
@@ -69,6 +70,10 @@ void RegisterServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_option("--port", o.port, help("--port"))->capture_default_str()->check(CLI::Range(0, 65535));
   app.add_flag("--production", o.production, help("--production"));
   app.add_option("--workers", o.workers, help("--workers"))->check(CLI::Range(1, 1024));
+  app.add_option("--threads", o.threads, help("--threads"))
+      ->envname("CLAMS_THREADS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxThreadsPerWorker));
   app.add_option("--max-requests", o.max_requests, help("--max-requests"))->capture_default_str();
   app.add_option("--max-requests-jitter", o.max_requests_jitter, help("--max-requests-jitter"))
       ->capture_default_str();
@@ -95,7 +100,6 @@ void RegisterServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_option("--graceful-timeout", o.graceful_timeout_seconds, help("--graceful-timeout"))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", o.threads, help("--threads"))->check(CLI::Range(1, 1024));
   app.add_option("--class-params", o.class_params, help("--class-params"));
   app.add_option("--max-queued-bytes", o.max_queued_bytes, help("--max-queued-bytes"))->capture_default_str();
   app.add_option("--client-gone-grace", o.client_gone_grace_seconds, help("--client-gone-grace"))
@@ -134,22 +138,10 @@ std::vector<std::string> SplitNames(const std::string& text) {
   return out;
 }
 
-Status ApplyEnvironment(ServerOptions& o, bool workers_from_flag, std::string* workers_source,
-                        bool threads_from_flag) {
+Status ApplyEnvironment(ServerOptions& o, bool workers_from_flag, std::string* workers_source) {
   if (o.log_level.empty()) {
     const char* env = std::getenv("CLAMS_LOGLEVEL");
     o.log_level = env != nullptr && *env != '\0' ? env : "info";
-  }
-  if (!threads_from_flag) {
-    const char* env = std::getenv("CLAMS_THREADS");
-    if (env != nullptr && *env != '\0') {
-      char* end = nullptr;
-      const long v = std::strtol(env, &end, 10);
-      if (end == env || *end != '\0' || v < 1 || v > 1024) {
-        return InvalidArgumentError(std::string("CLAMS_THREADS=") + env + " is not a thread count between 1 and 1024");
-      }
-      o.threads = static_cast<int>(v);
-    }
   }
   if (workers_from_flag) {
     if (workers_source != nullptr) *workers_source = "--workers";

@@ -22,12 +22,14 @@ inline constexpr double kDefaultGracefulTimeoutSeconds = 300;      // drain: let
 inline constexpr double kDefaultClientGoneGraceSeconds = 5;        // a half-closed client may still read its answer
 inline constexpr std::uint64_t kDefaultMaxQueuedBytes = 1ull << 30; // bodies held while waiting; refusals beyond
 inline constexpr int kDefaultDevelopmentThreads = 4;               // in-process pool cap
+inline constexpr int kMaxThreadsPerWorker = 1024;                  // --threads bound, as for --workers
 
 struct ServerOptions {
   std::string host = "0.0.0.0";
   int port = 5000;
   bool production = false;
   int workers = 0;  ///< 0: automatic
+  int threads = 1;  ///< requests a worker runs at once (--threads, CLAMS_THREADS)
   std::uint64_t max_requests = 0;
   std::uint64_t max_requests_jitter = 0;
   double queue_timeout_seconds = kDefaultQueueTimeoutSeconds;
@@ -42,7 +44,6 @@ struct ServerOptions {
   double idle_timeout_seconds = 75;
   double graceful_timeout_seconds = kDefaultGracefulTimeoutSeconds;
   double client_gone_grace_seconds = kDefaultClientGoneGraceSeconds;
-  int threads = 1;  ///< requests each worker runs at once
   std::string class_params;  ///< comma-separated memory-relevant parameter names
   std::string max_queued_bytes = "1GiB";
   bool expose_runtime = false;
@@ -50,6 +51,8 @@ struct ServerOptions {
   double vram_margin = 0.2;
   double vram_conservative_fraction = 0.8;
   bool no_access_log = false;
+  /// `clams serve app.py`: do not cap PyTorch at the worker's grant.
+  bool no_torch_cap = false;
 
   // Internal: the worker role of the production server.
   std::string worker_socket;
@@ -69,12 +72,10 @@ const std::vector<FlagInfo>& ServerFlagTable();
 void RegisterServerFlags(CLI::App& app, ServerOptions& options);
 
 /// Fills settings not given on the command line from the environment
-/// (CLAMS_LOGLEVEL; workers: CLAMS_GUNICORN_WORKERS, then CLAMS_WORKERS;
-/// threads: CLAMS_THREADS). `workers_from_flag` / `threads_from_flag` tell
-/// whether --workers / --threads were given. kInvalidArgument for
-/// unparsable values.
-Status ApplyEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source,
-                        bool threads_from_flag = false);
+/// (CLAMS_LOGLEVEL; workers: CLAMS_GUNICORN_WORKERS, then CLAMS_WORKERS).
+/// `workers_from_flag` tells whether --workers was given. kInvalidArgument
+/// for unparsable values. (CLAMS_THREADS is read with the flags.)
+Status ApplyEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source);
 
 /// "a, b,c" -> {"a", "b", "c"} (empty names dropped).
 std::vector<std::string> SplitNames(const std::string& text);

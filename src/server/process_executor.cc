@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 
 #include "clams/base/log.h"
 
@@ -25,6 +26,8 @@ constexpr std::chrono::milliseconds kLostConnectionGrace{2000};
 constexpr std::chrono::milliseconds kExternalReadyPoll{200};
 constexpr std::chrono::milliseconds kExternalProbeTimeout{5000};
 constexpr std::string_view kReadyToken = "ready";
+// One read() of a worker's stderr pipe.
+constexpr std::size_t kStderrReadBytes = 4096;
 
 std::string SignalName(int sig) {
   switch (sig) {
@@ -69,6 +72,26 @@ int FreeLoopbackPort() {
 void KillTree(pid_t pid, int sig) {
   if (pid <= 0) return;
   if (::kill(-pid, sig) != 0) ::kill(pid, sig);
+}
+
+// A stderr line fit for one log line: control characters other than tab
+// become \xNN (a worker cannot forge log lines of the front).
+std::string PrintableLine(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.size() > kStderrLineMaxBytes) line = line.substr(0, kStderrLineMaxBytes);
+  std::string out;
+  out.reserve(line.size());
+  for (unsigned char c : line) {
+    if (c < 0x20 && c != '\t') {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
 }
 
 std::string Replace(std::string s, std::string_view from, std::string_view to) {
@@ -137,6 +160,11 @@ struct ProcessExecutor::Worker {
   std::string socket_path;
   int port = 0;
   int ready_fd = -1;
+  // External workers: the read end of the stderr pipe, the unfinished last
+  // line and the last kStderrTailLines lines.
+  int stderr_fd = -1;
+  std::string stderr_partial;
+  std::deque<std::string> stderr_tail;
   std::vector<Connection> slots;
   Clock::time_point spawned;
   EventLoop::TimerId ready_timer = 0;
@@ -173,6 +201,7 @@ ProcessExecutor::~ProcessExecutor() {
       ::waitpid(w->pid, &status, 0);
     }
     if (w->ready_fd >= 0) ::close(w->ready_fd);
+    if (w->stderr_fd >= 0) ::close(w->stderr_fd);
   }
 }
 
@@ -315,21 +344,24 @@ void ProcessExecutor::Spawn(Worker& w) {
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
 
+  // Native workers: a pipe for the ready handshake (fd 3). External ones:
+  // a pipe for their stderr.
   int pipe_fds[2] = {-1, -1};
-  if (!External() && ::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     CLAMS_LOG(kError, "cannot create a pipe for worker {}: {}", w.id, std::strerror(errno));
     ++w.consecutive_failures;
     ScheduleSpawn(w);
     return;
   }
+  // Written by the child if exec fails (prepared here: after fork only
+  // async-signal-safe calls).
+  const std::string exec_failed = "clams serve: cannot execute " + args[0] + ": ";
   const pid_t front = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     CLAMS_LOG(kError, "cannot start worker {}: fork failed: {}", w.id, std::strerror(errno));
-    if (!External()) {
-      ::close(pipe_fds[0]);
-      ::close(pipe_fds[1]);
-    }
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
     ++w.consecutive_failures;
     ScheduleSpawn(w);
     return;
@@ -344,6 +376,7 @@ void ProcessExecutor::Spawn(Worker& w) {
       ::dup2(pipe_fds[1], 3);
       ::close_range(4, ~0U, 0);
     } else {
+      ::dup2(pipe_fds[1], STDERR_FILENO);
       ::close_range(3, ~0U, 0);
     }
     ::signal(SIGPIPE, SIG_DFL);
@@ -352,18 +385,30 @@ void ProcessExecutor::Spawn(Worker& w) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execve(argv[0], argv.data(), envp.data());
     if (argv[0] != nullptr && std::strchr(argv[0], '/') == nullptr) ::execvpe(argv[0], argv.data(), envp.data());
-    ::_exit(127);
+    if (External()) {
+      const char* why = ::strerrordesc_np(errno);
+      if (why == nullptr) why = "unknown error";
+      (void)!::write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
+      (void)!::write(STDERR_FILENO, why, std::strlen(why));
+      (void)!::write(STDERR_FILENO, "\n", 1);
+    }
+    ::_exit(kExitCommandNotFound);
   }
   w.pid = pid;
   CLAMS_LOG(kInfo, "worker {} starting: pid {}{}", w.id, pid,
             w.device >= 0 ? ", device " + std::to_string(w.device) : "");
   const int id = w.id;
   const std::uint64_t gen = w.generation;
+  ::close(pipe_fds[1]);
   if (!External()) {
-    ::close(pipe_fds[1]);
     w.ready_fd = pipe_fds[0];
     loop_.WatchReadable(w.ready_fd, [this, id, gen] { OnReadyPipe(id, gen); });
   } else {
+    ::fcntl(pipe_fds[0], F_SETFL, ::fcntl(pipe_fds[0], F_GETFL) | O_NONBLOCK);
+    if (w.stderr_fd >= 0) ::close(w.stderr_fd);
+    w.stderr_fd = pipe_fds[0];
+    w.stderr_partial.clear();
+    loop_.WatchReadable(w.stderr_fd, [this, id, gen] { OnStderr(id, gen); });
     loop_.After(kExternalReadyPoll, [this, id, gen] { PollExternalReady(id, gen); });
   }
   w.ready_timer = loop_.After(options_.ready_timeout, [this, id, gen] {
@@ -404,6 +449,76 @@ void ProcessExecutor::OnReadyPipe(int worker_id, std::uint64_t generation) {
   // EOF without the token: the worker died while starting; OnExit handles it.
 }
 
+void ProcessExecutor::OnStderr(int worker_id, std::uint64_t generation) {
+  Worker* w = Find(worker_id);
+  if (w == nullptr || w->generation != generation || w->stderr_fd < 0) return;
+  DrainStderr(*w, /*worker_gone=*/false);
+  if (w->stderr_fd >= 0) {
+    loop_.WatchReadable(w->stderr_fd, [this, worker_id, generation] { OnStderr(worker_id, generation); });
+  }
+}
+
+void ProcessExecutor::DrainStderr(Worker& w, bool worker_gone) {
+  char buf[kStderrReadBytes];
+  while (w.stderr_fd >= 0) {
+    const ssize_t n = ::read(w.stderr_fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !worker_gone) return;
+    if (n <= 0) {
+      // EOF (or, when the worker is gone, nothing more to read now: a
+      // process it left behind may still hold the pipe).
+      if (!w.stderr_partial.empty()) StderrLine(w, w.stderr_partial);
+      w.stderr_partial.clear();
+      ::close(w.stderr_fd);
+      w.stderr_fd = -1;
+      return;
+    }
+    w.stderr_partial.append(buf, static_cast<std::size_t>(n));
+    std::size_t start = 0;
+    for (std::size_t nl = w.stderr_partial.find('\n'); nl != std::string::npos; nl = w.stderr_partial.find('\n', start)) {
+      StderrLine(w, std::string_view(w.stderr_partial).substr(start, nl - start));
+      start = nl + 1;
+    }
+    w.stderr_partial.erase(0, start);
+    if (w.stderr_partial.size() > kStderrLineMaxBytes) {
+      StderrLine(w, w.stderr_partial);
+      w.stderr_partial.clear();
+    }
+  }
+}
+
+void ProcessExecutor::StderrLine(Worker& w, std::string_view line) {
+  std::string text = PrintableLine(line);
+  CLAMS_LOG(kInfo, "worker {} (pid {}): {}", w.id, w.pid, text);
+  w.stderr_tail.push_back(std::move(text));
+  while (w.stderr_tail.size() > kStderrTailLines) w.stderr_tail.pop_front();
+}
+
+bool ProcessExecutor::GiveUp(Worker& w, int status) {
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::string why;
+  if (code == kExitCommandNotFound) {
+    why = "the command could not be executed (not found, or not executable)";
+  } else if (auto it = options_.give_up_exit_codes.find(code); code >= 0 && it != options_.give_up_exit_codes.end()) {
+    why = it->second;
+  } else if (options_.give_up_after_failures > 0 && w.consecutive_failures >= options_.give_up_after_failures) {
+    why = "it failed " + std::to_string(w.consecutive_failures) + " times in a row";
+  } else {
+    return false;
+  }
+  std::string message =
+      "worker " + std::to_string(w.id) + " " + DescribeExit(status) + " before any worker ever answered: " + why;
+  if (w.stderr_tail.empty()) {
+    message += "; it wrote nothing to stderr";
+  } else {
+    message += "; its last output:";
+    for (const std::string& line : w.stderr_tail) message += "\n  " + line;
+  }
+  gave_up_ = true;
+  options_.on_give_up(message);
+  return true;
+}
+
 void ProcessExecutor::PollExternalReady(int worker_id, std::uint64_t generation) {
   Worker* w = Find(worker_id);
   if (w == nullptr || w->generation != generation || w->ready || w->pid <= 0) return;
@@ -426,6 +541,7 @@ void ProcessExecutor::BecomeReady(Worker& w) {
   if (w.ready) return;
   loop_.Cancel(w.ready_timer);
   w.ready = true;
+  ever_ready_ = true;
   w.slots.resize(static_cast<std::size_t>(options_.threads));
   for (auto& c : w.slots) c.http = HttpConnection::Create(loop_, EndpointOf(w));
   CLAMS_LOG(kInfo, "worker {} ready (pid {}, {:.0f} ms to start)", w.id, w.pid,
@@ -461,6 +577,8 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
     ::close(w.ready_fd);
     w.ready_fd = -1;
   }
+  // What the worker wrote before it ended (the tail goes into messages).
+  DrainStderr(w, /*worker_gone=*/true);
   if (!w.socket_path.empty() && !External()) {
     std::error_code ec;
     std::filesystem::remove(w.socket_path, ec);
@@ -533,6 +651,8 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
     return;
   }
   if (reloading_worker_ == w.id && w.stop_cause != KillCause::kReload) reloading_worker_ = 0;
+  // A command that never worked is not retried for ever.
+  if (!expected && !ever_ready_ && !gave_up_ && options_.on_give_up && GiveUp(w, status)) return;
   ScheduleSpawn(w);
 }
 

@@ -13,6 +13,11 @@
 //       once it runs nothing -> SIGTERM -> exit -> respawn at once
 //   exit before it ever served -> crash loop: respawn with exponential
 //       backoff; the count resets once a worker has served
+//   exit before any worker was ever ready (a fatal exit code, or
+//       give_up_after_failures in a row) -> on_give_up, no respawn
+//
+// External workers' stderr goes through a pipe: each line is logged and
+// the last kStderrTailLines are kept for messages about the worker's end.
 //
 // Every change is reported as a WorkerEvent. Kills the server sends carry
 // their KillCause into the ExecResults of the requests they end. Texts for
@@ -21,12 +26,15 @@
 #define CLAMS_SRC_SERVER_PROCESS_EXECUTOR_H_
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clams/gpu/probe.h"
@@ -36,6 +44,14 @@
 #include "server/metrics.h"
 
 namespace clams::server {
+
+/// Lines of an external worker's stderr kept for the message about its end.
+inline constexpr std::size_t kStderrTailLines = 20;
+/// Longer stderr lines are cut (in the log and in the tail).
+inline constexpr std::size_t kStderrLineMaxBytes = 4096;
+/// The exit code of a command that could not be executed (shells and our
+/// own child after a failed exec).
+inline constexpr int kExitCommandNotFound = 127;
 
 struct ProcessExecutorOptions {
   /// Native workers: the executable re-executed in worker role and its
@@ -61,6 +77,15 @@ struct ProcessExecutorOptions {
   /// Crash-loop backoff: first delay, doubling up to the maximum.
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30000};
+  /// Giving up on a command that never worked. Until the first worker is
+  /// ready, a worker that exits with kExitCommandNotFound or a code listed
+  /// here (with what it means), or that fails `give_up_after_failures`
+  /// times in a row (0: never), calls `on_give_up` with a message that
+  /// names the exit and quotes the worker's last stderr lines; nothing is
+  /// respawned after that. Without `on_give_up` workers are retried forever.
+  std::map<int, std::string> give_up_exit_codes;
+  int give_up_after_failures = 0;
+  std::function<void(const std::string& message)> on_give_up;
 };
 
 class ProcessExecutor : public Executor {
@@ -90,6 +115,10 @@ class ProcessExecutor : public Executor {
   void Spawn(Worker& w);
   void ScheduleSpawn(Worker& w);
   void OnReadyPipe(int worker_id, std::uint64_t generation);
+  void OnStderr(int worker_id, std::uint64_t generation);
+  void DrainStderr(Worker& w, bool worker_gone);
+  void StderrLine(Worker& w, std::string_view line);
+  bool GiveUp(Worker& w, int status);
   void PollExternalReady(int worker_id, std::uint64_t generation);
   void BecomeReady(Worker& w);
   void Reap();
@@ -113,6 +142,8 @@ class ProcessExecutor : public Executor {
   std::uint64_t restarts_ = 0;
   int reloading_worker_ = 0;  // the worker SIGHUP is replacing now (0: none)
   bool shutting_down_ = false;
+  bool ever_ready_ = false;  // some worker has been ready since Start
+  bool gave_up_ = false;
   std::function<void()> shutdown_done_;
   std::mt19937_64 rng_;
 };

@@ -28,7 +28,7 @@ bool Contains(const std::vector<std::string>& v, std::string_view x) {
 
 }  // namespace
 
-Scheduler::Scheduler(EventLoop& loop, AppRunner& runner, Executor& executor, vram::Sampler* sampler,
+Scheduler::Scheduler(Timers& loop, AppRunner& runner, Executor& executor, vram::Sampler* sampler,
                      vram::ProfileStore* profiles, Metrics& metrics, SchedulerOptions options)
     : loop_(loop),
       runner_(runner),
@@ -108,12 +108,13 @@ ObserveInputs Scheduler::Inputs() const {
   in.admission = &options_.admission;
   in.running = ledger_.size();
   in.draining = draining_;
+  in.now = loop_.Now();
   return in;
 }
 
 int Scheduler::RetryAfter(std::size_t ahead) const {
   return vram::RetryAfterSeconds(ahead, ledger_.Snapshot(), std::max<std::size_t>(registry_.Capacity(), 1),
-                                 Clock::now());
+                                 loop_.Now());
 }
 
 std::string Scheduler::ForRequest(const Job& job, std::string message) const {
@@ -131,7 +132,7 @@ void Scheduler::Answer(Job& job, HttpResponse response) {
   }
   metrics_.Add("clams_requests_total", {{"code", std::to_string(response.status)}});
   metrics_.Observe("clams_request_duration_seconds", {{"status_class", StatusClass(response.status)}},
-                   Seconds(Clock::now() - job.arrived));
+                   Seconds(loop_.Now() - job.arrived));
   job.respond(std::move(response));
 }
 
@@ -162,7 +163,7 @@ void Scheduler::Submit(AnnotateCall call) {
   auto owned = std::make_unique<Job>();
   Job& job = *owned;
   job.id = next_id_++;
-  job.arrived = Clock::now();
+  job.arrived = loop_.Now();
   job.request_id = std::move(call.request_id);
   job.traceparent = std::string(FindHeader(call.request.headers, wire::kTraceparentHeader));
   job.respond = std::move(call.respond);
@@ -228,7 +229,7 @@ void Scheduler::OnCancel(std::uint64_t job_id) {
   if (job->queued) {
     queue_.Remove(job);
     CLAMS_LOG(kInfo, "request {} left the queue: the client disconnected after {:.1f} s", job->request_id,
-              Seconds(Clock::now() - job->arrived));
+              Seconds(loop_.Now() - job->arrived));
     jobs_.erase(job_id);
     MaybeFinishDrain();
     return;
@@ -297,7 +298,7 @@ void Scheduler::OnDeadline(std::uint64_t job_id) {
   Job* job = FindJob(job_id);
   if (job == nullptr || !job->queued) return;
   const std::size_t ahead = queue_.Ahead(job_id);
-  const std::string message = "waited " + fmt::format("{:.0f}", Seconds(Clock::now() - job->arrived)) +
+  const std::string message = "waited " + fmt::format("{:.0f}", Seconds(loop_.Now() - job->arrived)) +
                               " s (--queue-timeout) without being admitted: " + WaitedFor(*job) + "; " +
                               std::to_string(ahead) + " request(s) ahead";
   const int retry = RetryAfter(ahead);
@@ -339,7 +340,7 @@ void Scheduler::PumpOnce() {
     queued.push_back({job->id, job->cls.key, job->estimate, job->arrived, job->expected_ms});
   }
   const auto devices = Devices();
-  const auto now = Clock::now();
+  const auto now = loop_.Now();
   vram::Decision decision = vram::Decide(queued, registry_.Slots(), devices, ledger_.Snapshot(), now, options_.admission);
   for (const auto& w : decision.waiting) {
     if (Job* job = FindJob(w.request_id)) job->last_wait = w;
@@ -369,7 +370,7 @@ void Scheduler::Start(Job& job, const vram::Decision::Dispatch& d, const std::ve
   job.device = worker != nullptr ? worker->device : -1;
   job.warm = d.warm;
   job.need_bytes = d.need_bytes;
-  job.dispatched = Clock::now();
+  job.dispatched = loop_.Now();
   for (const auto& dev : devices) {
     if (dev.index == job.device) job.free_at_dispatch = dev.free_bytes;
   }
@@ -450,7 +451,7 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
     job.overlapped = false;
     queue_.PushFront(&job);
     queue_.Arm(&job, std::chrono::duration_cast<std::chrono::milliseconds>(options_.queue_timeout -
-                                                                           (Clock::now() - job.arrived)));
+                                                                           (loop_.Now() - job.arrived)));
     ScheduleRecheck();  // not at once: the worker that refused may be chosen again
     return;
   }
@@ -471,7 +472,7 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
 HttpResponse Scheduler::AnswerFor(Job& job, ExecResult& result, const std::optional<vram::Sampler::Window>& window,
                                   const std::optional<gpu::DeviceInfo>& device) {
   const std::string device_name = device ? device->name : "";
-  const double duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - job.dispatched).count();
+  const double duration_ms = std::chrono::duration<double, std::milli>(loop_.Now() - job.dispatched).count();
   auto failed = [&](Status status, int retry_after) {
     CLAMS_LOG(kError, "request {}: {}", job.request_id, result.log_text.empty() ? status.message() : result.log_text);
     RequestFailure f{Status(status.code(), ForRequest(job, status.message())), false, "", retry_after};
@@ -558,7 +559,7 @@ HttpResponse Scheduler::AnswerFor(Job& job, ExecResult& result, const std::optio
     if (window) peak = sampler_->per_process() ? window->peak_bytes : window->growth();
     dec.cuda.emplace_back(gpu::FormatCudaHardwareEntry(device->name, device->total_bytes, job.free_at_dispatch, peak));
   }
-  dec.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - job.dispatched);
+  dec.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(loop_.Now() - job.dispatched);
   dec.pretty = job.pretty;
   dec.new_views = answer.new_view_ids;
   dec.find_new_views = options_.external;

@@ -85,7 +85,8 @@ struct AnnotateCall {
 class Scheduler {
  public:
   /// `sampler` and `profiles` may be null (no GPUs; no persistence).
-  Scheduler(EventLoop& loop, AppRunner& runner, Executor& executor, vram::Sampler* sampler,
+  /// `loop`: the event loop in the server (a manual clock in tests).
+  Scheduler(Timers& loop, AppRunner& runner, Executor& executor, vram::Sampler* sampler,
             vram::ProfileStore* profiles, Metrics& metrics, SchedulerOptions options);
   ~Scheduler();
 
@@ -142,7 +143,7 @@ class Scheduler {
   std::string ForRequest(const Job& job, std::string message) const;
   ObserveInputs Inputs() const;
 
-  EventLoop& loop_;
+  Timers& loop_;
   AppRunner& runner_;
   Executor& executor_;
   vram::Sampler* sampler_;
@@ -164,8 +165,8 @@ class Scheduler {
   bool pump_again_ = false;
   bool draining_ = false;
   std::function<void()> drain_done_;
-  EventLoop::TimerId drain_timer_ = 0;
-  EventLoop::TimerId flush_timer_ = 0;
+  Timers::TimerId drain_timer_ = 0;
+  Timers::TimerId flush_timer_ = 0;
 };
 
 }  // namespace clams::server

@@ -3,8 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -72,9 +75,8 @@ Status SetLogLevel(const std::string& name) {
 
 // The settings every server command reads after its flags: environment
 // fallbacks, the log level and the access log.
-Status ApplyLoggingAndEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source,
-                                  bool threads_from_flag) {
-  CLAMS_RETURN_IF_ERROR(server::ApplyEnvironment(options, workers_from_flag, workers_source, threads_from_flag));
+Status ApplyLoggingAndEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source) {
+  CLAMS_RETURN_IF_ERROR(server::ApplyEnvironment(options, workers_from_flag, workers_source));
   CLAMS_RETURN_IF_ERROR(SetLogLevel(options.log_level).WithContext("--log-level"));
   log::SetAccessLogEnabled(!options.no_access_log);
   return Status::Ok();
@@ -416,6 +418,70 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
   return 0;
 }
 
+// --- clams serve app.py --------------------------------------------------------
+
+// The Python worker adapter, relative to the clams executable's folder or
+// one above it: <prefix>/share/clams/ next to <prefix>/bin/clams after
+// `make install`, <build>/share/clams/ next to <build>/src/cli/clams in a
+// build tree (src/cli/CMakeLists.txt copies it there).
+constexpr std::string_view kAdapterRelativePath = "share/clams/clams_worker.py";
+// Folders searched: the executable's and two above it (bin/ -> prefix;
+// build/src/cli/ -> build).
+constexpr int kAdapterSearchLevels = 3;
+// The interpreter `clams serve app.py` runs the adapter with, unless --python.
+constexpr std::string_view kDefaultPython = "python3";
+// A command that fails this many times in a row before any worker ever
+// answered is not retried (it would only crash-loop until --startup-timeout).
+constexpr int kGiveUpAfterFailures = 3;
+
+// The adapter's exit codes that mean it can never start (python/clams_worker.py).
+const std::map<int, std::string>& AdapterExitCodes() {
+  static const auto* codes = new std::map<int, std::string>{
+      {2, "the Python worker adapter did not accept its arguments"},
+      {3, "the app cannot be imported"},
+      {4, "the adapter found no app object it can serve in the app file"},
+      {5, "the Python interpreter cannot import the Python SDK (clams-python); choose the interpreter with "
+          "--python (e.g. the app's virtualenv's python)"},
+      {6, "the worker cannot listen on its socket"},
+  };
+  return *codes;
+}
+
+StatusOr<std::filesystem::path> FindWorkerAdapter() {
+  const std::string exe = ExecutablePath();
+  if (exe.empty()) return NotFoundError("cannot find the clams executable (/proc/self/exe)");
+  std::filesystem::path dir = std::filesystem::path(exe).parent_path();
+  for (int level = 0; level < kAdapterSearchLevels; ++level) {
+    std::filesystem::path candidate = dir / kAdapterRelativePath;
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(candidate, ec)) return candidate;
+    if (!dir.has_parent_path() || dir.parent_path() == dir) break;
+    dir = dir.parent_path();
+  }
+  return NotFoundError("cannot find the Python worker adapter (" + std::string(kAdapterRelativePath) +
+                       ") in or above " + std::filesystem::path(exe).parent_path().string() +
+                       "; install clams-cpp with `make install`");
+}
+
+// The worker command of `clams serve app.py` (APP is a file or a folder
+// holding app.py), or a usage error.
+StatusOr<std::vector<std::string>> AdapterCommand(const std::string& app_arg, const std::string& python, int threads,
+                                                   bool no_torch_cap) {
+  std::filesystem::path app = app_arg;
+  std::error_code ec;
+  if (std::filesystem::is_directory(app, ec)) app /= "app.py";
+  if (!std::filesystem::is_regular_file(app, ec)) {
+    return InvalidArgumentError(app.string() + ": no such file (give an app file, a folder holding app.py, or a "
+                                "command after --)");
+  }
+  app = std::filesystem::absolute(app, ec);
+  CLAMS_ASSIGN_OR_RETURN(std::filesystem::path adapter, FindWorkerAdapter());
+  std::vector<std::string> command = {python,     adapter.string(), "--app",     app.string(),
+                                      "--socket", "{socket}",       "--threads", std::to_string(threads)};
+  if (no_torch_cap) command.emplace_back("--no-torch-cap");
+  return command;
+}
+
 // An app that lives in other processes (`clams serve -- CMD`): the front
 // needs its metadata and nothing else.
 class ExternalApp : public App {
@@ -467,9 +533,7 @@ int Serve(App& app, int argc, char** argv) {
     return 0;
   }
   std::string workers_source;
-  if (Status st = ApplyLoggingAndEnvironment(options, cli.count("--workers") > 0, &workers_source,
-                                             cli.count("--threads") > 0);
-      !st.ok()) {
+  if (Status st = ApplyLoggingAndEnvironment(options, cli.count("--workers") > 0, &workers_source); !st.ok()) {
     std::cerr << st.message() << "\n";
     return 2;
   }
@@ -481,10 +545,12 @@ int Serve(App& app, int argc, char** argv) {
 }
 
 int ServeExternal(int argc, char** argv) {
-  CLI::App cli{"clams serve: runs an unmodified CLAMS app (any HTTP service with the CLAMS API, e.g. a Python "
-               "app) as N worker processes behind the clams-cpp front: GPU admission control, queueing, "
-               "supervision, metrics.\n\nusage: clams serve [server flags] -- CMD [ARGS...]\n"
-               "{port} in CMD is replaced by a free loopback port per worker ({socket} by a Unix socket path)."};
+  CLI::App cli{"clams serve: runs an unmodified CLAMS app as N worker processes behind the clams-cpp front: GPU "
+               "admission control, queueing, supervision, metrics.\n\n"
+               "usage: clams serve [server flags] APP.py           a Python SDK app (or a folder holding app.py)\n"
+               "       clams serve [server flags] -- CMD [ARGS...]  any HTTP service with the CLAMS API\n"
+               "APP.py runs in clams-cpp's Python worker adapter (share/clams/clams_worker.py). In CMD, {port} is "
+               "replaced by a free loopback port per worker ({socket} by a Unix socket path)."};
   ServerOptions o;
   o.production = true;
   server::RegisterServerFlags(cli, o);
@@ -495,17 +561,42 @@ int ServeExternal(int argc, char** argv) {
                  "Seconds the first copy of the app has to answer GET / (model loading included).")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  std::string python(kDefaultPython);
+  cli.add_option("--python", python,
+                 "clams serve APP.py: the Python interpreter that runs the app (e.g. its virtualenv's python).")
+      ->capture_default_str();
+  cli.add_flag("--no-torch-cap", o.no_torch_cap,
+               "clams serve APP.py: do not cap PyTorch at the GPU memory the front granted each worker.");
   std::vector<std::string> command;
-  cli.add_option("command", command, "The app's command line, after --")->required();
+  cli.add_option("command", command, "APP.py (or a folder holding app.py), or the app's command line after --")
+      ->required();
+  // `--` selects the generic form; without it the one argument is a Python app.
+  const bool generic = std::any_of(argv + 1, argv + argc, [](const char* a) { return std::string_view(a) == "--"; });
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
+  const bool python_app = !generic;
+  if (python_app) {
+    if (command.size() != 1) {
+      std::cerr << "clams serve: give one Python app (clams serve APP.py) or a command after -- (clams serve -- "
+                   "CMD ... {port})\n";
+      return 2;
+    }
+    auto adapter_command = AdapterCommand(command[0], python, o.threads, o.no_torch_cap);
+    if (!adapter_command.ok()) {
+      std::cerr << "clams serve: " << adapter_command.status().message() << "\n";
+      return adapter_command.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    command = std::move(adapter_command).value();
+  } else if (cli.count("--python") > 0 || o.no_torch_cap) {
+    std::cerr << "clams serve: --python and --no-torch-cap apply to a Python app (clams serve APP.py), not to a "
+                 "command after --\n";
+    return 2;
+  }
   std::string workers_source;
-  if (Status st = ApplyLoggingAndEnvironment(o, cli.count("--workers") > 0, &workers_source,
-                                             cli.count("--threads") > 0);
-      !st.ok()) {
+  if (Status st = ApplyLoggingAndEnvironment(o, cli.count("--workers") > 0, &workers_source); !st.ok()) {
     std::cerr << st.message() << "\n";
     return 2;
   }
@@ -545,6 +636,11 @@ int ServeExternal(int argc, char** argv) {
     CLAMS_LOG(kCritical, "{}", st.message());
     return 1;
   }
+  // A command that never answers is given up on within seconds, not at --startup-timeout.
+  std::function<void(const std::string&)> give_up;
+  if (python_app) po.give_up_exit_codes = AdapterExitCodes();
+  po.give_up_after_failures = kGiveUpAfterFailures;
+  po.on_give_up = [&give_up](const std::string& message) { give_up(message); };
   server::ProcessExecutor executor(loop, metrics, std::move(po));
 
   std::unique_ptr<ExternalApp> app;
@@ -561,6 +657,7 @@ int ServeExternal(int argc, char** argv) {
     exit_code = 1;
     executor.Shutdown([&] { loop.Stop(); });
   };
+  give_up = [&](const std::string& message) { fail("cannot start the app: " + message); };
   auto on_metadata = [&](StatusOr<server::HttpResponse> r) {
     if (!r.ok() || r->status != 200) {
       return fail("the app's GET / did not answer its metadata: " +

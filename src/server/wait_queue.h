@@ -25,7 +25,7 @@ class WaitQueue {
   };
 
   /// `on_deadline(job_id)` runs when a waiting job's deadline passes.
-  WaitQueue(EventLoop& loop, Limits limits, std::function<void(std::uint64_t)> on_deadline)
+  WaitQueue(Timers& loop, Limits limits, std::function<void(std::uint64_t)> on_deadline)
       : loop_(loop), limits_(limits), on_deadline_(std::move(on_deadline)) {}
 
   /// Whether a request with a body of `bytes` may wait: ok, or
@@ -53,7 +53,7 @@ class WaitQueue {
 
  private:
   static std::uint64_t Bytes(const Job* job) { return job->body ? job->body->size() : 0; }
-  EventLoop& loop_;
+  Timers& loop_;
   Limits limits_;
   std::function<void(std::uint64_t)> on_deadline_;
   std::deque<Job*> jobs_;

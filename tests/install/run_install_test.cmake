@@ -21,7 +21,8 @@ file(MAKE_DIRECTORY "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
 
 run_step("cmake --install" ${CMAKE_COMMAND} --install "${CLAMS_BUILD_DIR}" --prefix "${prefix}")
-foreach(installed include/clams/app/app.h include/clams/server/serve.h bin/clams)
+foreach(installed include/clams/app/app.h include/clams/server/serve.h bin/clams
+    share/clams/clams_worker.py)
   if(NOT EXISTS "${prefix}/${installed}")
     message(FATAL_ERROR "the install has no ${installed}")
   endif()

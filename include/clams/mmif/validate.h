@@ -4,7 +4,9 @@
 // (shared/data/mmif/schema/mmif.json, draft 4) checked by hand in one pass,
 // plus what the schema cannot say, reported as warnings: duplicate ids and
 // references that resolve to nothing. Older schemas (1.0.0 .. 1.0.2) accept a
-// subset of what the current one accepts, so one rule set serves MMIF 1.x.
+// subset of what the current one accepts, so one rule set serves MMIF 1.x;
+// files of MMIF 0.4.x and 0.5.x are checked with the same rules, as
+// mmif-python checks them against its current schema.
 //
 // Every issue names a JSON path and the rule, e.g.
 //   views[2].metadata: must have exactly one of "contains", "warnings", "error"
@@ -54,9 +56,12 @@ struct ValidationReport {
 /// "http://mmif.clams.ai/1.1.0"). kInvalidArgument if it cannot be read.
 StatusOr<std::string> ReadMmifVersion(const json::value& tree);
 
-/// kOk for versions 1.0.0 .. 1.2.x; kInvalidArgument otherwise, saying why
-/// (e.g. "MMIF 0.4.2 is not supported: clams-cpp reads MMIF 1.0.0 to 1.2.x;
-/// files older than 1.0.0 use legacy type IRIs and a different id scheme").
+/// kOk for versions 0.4.0 .. 0.5.x and 1.0.0 .. 1.2.x; kInvalidArgument
+/// otherwise, saying why (e.g. "MMIF 0.3.1 is not supported: clams-cpp reads
+/// MMIF 0.4.0 to 0.5.x and 1.0.0 to 1.2.x; files older than 0.4.0 use type
+/// IRIs that mmif-python refuses too"). Files before 1.0 are validated with
+/// the same rules as 1.x files (mmif-python checks every file against its
+/// current schema), and their short annotation ids resolve as in 1.0.x.
 Status CheckSupportedVersion(std::string_view version);
 
 /// Which checks Validate runs (all of them by default).

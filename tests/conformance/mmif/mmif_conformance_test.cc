@@ -1,7 +1,8 @@
 // Conformance of the MMIF library against independent references: the
 // official JSON schema run by Python's jsonschema (Draft4Validator), Python's
 // json module for lossless round trips and number formatting, and the shared
-// corpus (samples, invalid files, the whisper benchmark file).
+// corpus (samples, invalid files, the whisper benchmark file; the MMIF 0.4.x
+// and 0.5.0 samples with their own schemas in shared/data/mmif-pre1).
 //
 // Python is Debian's /usr/bin/python3 (with python3-jsonschema), driven
 // through tests/conformance/mmif/oracle.py, one process per test.
@@ -98,7 +99,23 @@ std::vector<fs::path> CorpusFiles() {
   return out;
 }
 
-// The valid MMIF files: shared samples, the bench file, our own fixtures.
+// MMIF before 1.0: shared/data/mmif-pre1 (samples/<ver>/, schema/<ver>/mmif.json).
+fs::path Pre10Dir() { return clams::testing::SharedDir() / "data" / "mmif-pre1"; }
+const std::vector<std::string>& Pre10Versions() {
+  static const auto* versions = new std::vector<std::string>{"0.4.0", "0.4.1", "0.4.2", "0.5.0"};
+  return *versions;
+}
+std::vector<fs::path> Pre10Samples() {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::recursive_directory_iterator(Pre10Dir() / "samples")) {
+    if (e.is_regular_file() && e.path().extension() == ".json") out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The valid MMIF files: shared samples (1.x and before 1.0), the bench file,
+// our own fixtures.
 std::vector<fs::path> ValidFiles() {
   std::vector<fs::path> out;
   for (const fs::path& p : CorpusFiles()) {
@@ -110,6 +127,7 @@ std::vector<fs::path> ValidFiles() {
   for (const auto& e : fs::directory_iterator(clams::testing::SourceDir() / "tests/data/mmif")) {
     if (e.path().extension() == ".json") out.push_back(e.path());
   }
+  for (const fs::path& p : Pre10Samples()) out.push_back(p);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -218,6 +236,7 @@ TEST(RoundTripConformanceTest, PythonLayoutFilesComeBackByteForByte) {
   for (const auto& e : fs::directory_iterator(clams::testing::SourceDir() / "tests/data/mmif")) {
     files.push_back(e.path());
   }
+  for (const fs::path& p : Pre10Samples()) files.push_back(p);
   for (const fs::path& f : files) {
     if (f.string().find("/bench/") != std::string::npos) continue;
     args += ' ';
@@ -354,6 +373,111 @@ TEST(CorpusConformanceTest, SamplesAreValidWithTheirKnownFlaws) {
     EXPECT_EQ(m->version(), file.parent_path().filename().string());
   }
   EXPECT_EQ(samples, 14);
+}
+
+// --- MMIF before 1.0 (issue 12) -------------------------------------------------------
+
+// Mutants of the pre-1.0 samples for the schema comparison.
+constexpr int kPre10MutantCount = 1500;
+
+// Each 0.4.x/0.5.0 sample against the schema published with its own version (jsonschema),
+// and through our full rules (schema, version, references).
+TEST(Pre10ConformanceTest, SamplesAreValidAgainstTheirOwnSchemaAndLoad) {
+  int checked = 0;
+  for (const std::string& version : Pre10Versions()) {
+    clams::testing::TempDir dir;
+    const fs::path samples = Pre10Dir() / "samples" / version;
+    const fs::path schema = Pre10Dir() / "schema" / version / "mmif.json";
+    ASSERT_EQ(RunPython(Quote(Oracle()) + " schema " + Quote(dir.path()) + " " + Quote(samples) + " " +
+                            Quote(schema) + " --mutants 0",
+                        dir.path()),
+              0);
+    for (const std::string& line : Lines(clams::testing::ReadFileOrDie(dir.path() / "corpus.tsv"))) {
+      std::vector<std::string> f = SplitTabs(line);
+      ASSERT_GE(f.size(), 2u) << line;
+      EXPECT_EQ(f[1], "valid") << f[0] << " against " << schema << ": " << (f.size() > 2 ? f[2] : "");
+      StatusOr<Mmif> m = Mmif::ParseFile(f[0]);
+      ASSERT_THAT(m, IsOk()) << f[0];
+      EXPECT_EQ(m->version(), version) << f[0];
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 16);
+}
+
+// mmif-python validates every file, whatever its version, against the schema it bundles (the
+// current one): our verdicts on the pre-1.0 samples and their mutants match jsonschema's with
+// that schema.
+TEST(Pre10ConformanceTest, VerdictsMatchTheCurrentSchemaOnPre10SamplesAndMutants) {
+  clams::testing::TempDir dir;
+  const fs::path schema = clams::testing::MmifDataDir() / "schema" / "mmif.json";
+  ASSERT_EQ(RunPython(Quote(Oracle()) + " schema " + Quote(dir.path()) + " " + Quote(Pre10Dir()) + " " +
+                          Quote(schema) + " --mutants " + std::to_string(kPre10MutantCount),
+                      dir.path()),
+            0);
+  int samples = 0;
+  for (const std::string& line : Lines(clams::testing::ReadFileOrDie(dir.path() / "corpus.tsv"))) {
+    std::vector<std::string> f = SplitTabs(line);
+    ASSERT_GE(f.size(), 2u) << line;
+    if (f[0].find("/samples/") == std::string::npos) continue;  // the schema files themselves
+    ++samples;
+    StatusOr<json::value> tree = ParseJson(clams::testing::ReadFileOrDie(f[0]));
+    ASSERT_THAT(tree, IsOk()) << f[0];
+    EXPECT_EQ(f[1], "valid") << f[0];
+    EXPECT_TRUE(Validate(*tree).ok()) << f[0] << ": " << Validate(*tree).ToStatus().message();
+  }
+  EXPECT_EQ(samples, 16);
+  std::vector<std::string> docs = Lines(clams::testing::ReadFileOrDie(dir.path() / "mutants.jsonl"));
+  std::vector<std::string> verdicts = Lines(clams::testing::ReadFileOrDie(dir.path() / "mutants.tsv"));
+  ASSERT_EQ(docs.size(), static_cast<std::size_t>(kPre10MutantCount));
+  ASSERT_EQ(verdicts.size(), docs.size());
+  int valid = 0;
+  int mismatches = 0;
+  for (std::size_t i = 0; i < docs.size() && mismatches < 10; ++i) {
+    std::vector<std::string> f = SplitTabs(verdicts[i]);
+    ASSERT_GE(f.size(), 3u) << verdicts[i];
+    StatusOr<json::value> tree = ParseJson(docs[i]);
+    ASSERT_THAT(tree, IsOk()) << "mutant " << i;
+    const bool ours = SchemaValid(*tree);
+    valid += ours ? 1 : 0;
+    if ((ours ? "valid" : "invalid") != f[1]) {
+      ++mismatches;
+      ADD_FAILURE() << "mutant " << i << " (" << f[2] << ")\n  jsonschema: " << f[1] << " "
+                    << (f.size() > 3 ? f[3] : "") << "\n  ours: " << Validate(*tree).ToStatus().message();
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_GT(valid, kPre10MutantCount / 20);
+  EXPECT_GT(kPre10MutantCount - valid, kPre10MutantCount / 2);
+}
+
+// The pre-1.0 samples have the flaws of their 1.x successors, reported the same way; their short
+// ids resolve within their view as in 1.0.x files.
+TEST(Pre10ConformanceTest, SamplesLoadWithTheirKnownFlaws) {
+  int samples = 0;
+  for (const fs::path& file : Pre10Samples()) {
+    ++samples;
+    StatusOr<Mmif> m = Mmif::ParseFile(file);
+    ASSERT_THAT(m, IsOk()) << file;
+    std::vector<std::string> warnings;
+    for (const ValidationIssue& w : m->warnings()) warnings.push_back(w.ToString());
+    const std::string name = file.filename().string();
+    if (name == "segmenter-kaldi-ner.json") {
+      EXPECT_THAT(warnings, ElementsAre(R"(views[1].annotations[15].properties.id: duplicate id )"
+                                        R"("v2:a5" (first at views[1].annotations[14]))"))
+          << file;
+    } else if (name == "east-tesseract-typing.json") {
+      EXPECT_THAT(warnings,
+                  ElementsAre(R"(views[2].annotations[0].properties.document: dangling reference )"
+                              R"("V2:td1": no document or annotation has this id)",
+                              R"(views[2].annotations[1].properties.document: dangling reference )"
+                              R"("V2:td2": no document or annotation has this id)"))
+          << file;
+    } else {
+      EXPECT_THAT(warnings, IsEmpty()) << file;
+    }
+  }
+  EXPECT_EQ(samples, 16);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "clams/mmif/json.h"
 #include "testing/testing.h"
 
 namespace clams::cli {
@@ -127,16 +128,35 @@ TEST_F(CliMmifTest, ValidateUnreadableInputs) {
   EXPECT_EQ(png.out, binary + ": invalid UTF-8 at line 1, column 1\n");
 }
 
-TEST_F(CliMmifTest, ValidateRefusesOldVersions) {
+TEST_F(CliMmifTest, ValidateRefusesVersionsBefore040) {
   const std::string old = Temp("old.json");
   clams::testing::WriteFileOrDie(
-      old, R"({"metadata":{"mmif":"http://mmif.clams.ai/0.4.2"},"documents":[],"views":[]})");
+      old, R"({"metadata":{"mmif":"http://mmif.clams.ai/0.3.1"},"documents":[],"views":[]})");
   Result r = Run("mmif validate " + Quote(old));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, old +
-                       ": metadata.mmif: MMIF 0.4.2 is not supported: clams-cpp reads MMIF "
-                       "1.0.0 to 1.2.x; files older than 1.0.0 use legacy type IRIs and a "
-                       "different id scheme\n");
+                       ": metadata.mmif: MMIF 0.3.1 is not supported: clams-cpp reads MMIF "
+                       "0.4.0 to 0.5.x and 1.0.0 to 1.2.x; files older than 0.4.0 use type IRIs "
+                       "that mmif-python refuses too\n");
+}
+
+TEST_F(CliMmifTest, Issue12Pre10FilesValidateAndRoundTripLosslessly) {
+  for (const char* version : {"0.4.0", "0.4.1", "0.4.2", "0.5.0"}) {
+    const std::string file = (clams::testing::SharedDir() / "data/mmif-pre1/samples" / version /
+                              "everything.json")
+                                 .string();
+    Result v = Run("mmif validate " + Quote(file));
+    EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+    EXPECT_EQ(v.out, file + ": ok\n");
+    // The samples are pretty-printed by Python with indent 2 and no final newline.
+    const std::string out = Temp(std::string("rt-") + version + ".json");
+    Result rt = Run("mmif roundtrip " + Quote(file) + " " + Quote(out) + " --pretty");
+    EXPECT_EQ(rt.exit_code, 0) << rt.err;
+    StatusOr<boost::json::value> in_tree = mmif::ParseJson(clams::testing::ReadFileOrDie(file));
+    StatusOr<boost::json::value> out_tree = mmif::ParseJson(clams::testing::ReadFileOrDie(out));
+    ASSERT_TRUE(in_tree.ok() && out_tree.ok()) << version;
+    EXPECT_EQ(mmif::WriteJson(*in_tree), mmif::WriteJson(*out_tree)) << version;
+  }
 }
 
 TEST_F(CliMmifTest, ValidateFromStdin) {

@@ -212,5 +212,48 @@ TEST_F(ServeTest, AppThatNeverAnswersFailsStartupWithAClearMessage) {
   EXPECT_THAT(usage.err, HasSubstr("{port}"));
 }
 
+// --- crash loops: a command that never answered is given up on within seconds (issue 10, item 7)
+
+// How fast `clams serve` must give up on a command that can never start.
+constexpr auto kFailFast = std::chrono::seconds(10);
+
+struct TimedRun {
+  testing::RunResult result;
+  std::chrono::milliseconds took;
+};
+
+TimedRun RunServe(const std::vector<std::string>& command) {
+  std::vector<std::string> argv = {testing::BuiltBinary("src/cli/clams").string(), "serve", "--port", "0", "--"};
+  argv.insert(argv.end(), command.begin(), command.end());
+  const auto t0 = Clock::now();
+  testing::RunResult r = testing::RunProgram(argv, {}, "", std::chrono::seconds(60));
+  return TimedRun{r, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0)};
+}
+
+TEST_F(ServeTest, Issue10CommandNotFoundStopsServeWithinSeconds) {
+  TimedRun t = RunServe({"/nonexistent/cmd", "--port", "{port}"});
+  EXPECT_EQ(t.result.exit_code, 1) << t.result.err;
+  EXPECT_LT(t.took, kFailFast);
+  EXPECT_THAT(t.result.err,
+              HasSubstr("cannot start the app: worker 1 exited with code 127 before any worker ever answered: the "
+                        "command could not be executed (not found, or not executable); its last output:\n"
+                        "  clams serve: cannot execute /nonexistent/cmd: No such file or directory"));
+  // The worker's stderr is also logged as it comes, line by line.
+  EXPECT_THAT(t.result.err, HasSubstr("): clams serve: cannot execute /nonexistent/cmd: No such file or directory\n"));
+  EXPECT_THAT(t.result.err, HasSubstr("worker 1 (pid "));
+}
+
+TEST_F(ServeTest, Issue10AppRejectingPortStopsServeWithinSecondsWithItsStderr) {
+  TimedRun t = RunServe({"/usr/bin/python3", "-c", "import argparse; argparse.ArgumentParser(prog='app.py').parse_args()",
+                         "--port", "{port}"});
+  EXPECT_EQ(t.result.exit_code, 1) << t.result.err;
+  EXPECT_LT(t.took, kFailFast);
+  EXPECT_THAT(t.result.err, HasSubstr("cannot start the app: worker 1 exited with code 2 before any worker ever "
+                                      "answered: it failed 3 times in a row; its last output:\n"
+                                      "  usage: app.py [-h]\n"
+                                      "  app.py: error: unrecognized arguments: --port "));
+}
+
+
 }  // namespace
 }  // namespace clams::e2e

@@ -265,6 +265,42 @@ TEST_F(DevServerTest, MalformedJsonIs400TextPlain) {
   }
 }
 
+TEST_F(DevServerTest, Issue12Pre10MmifIsAnsweredInItsOwnVersion) {
+  // MMIF 0.4.x (legacy type IRIs) and 0.5.0, as mmif-python loads them: answered 200, the
+  // document keeps its version, and the answer is valid against that version's own schema.
+  for (const std::string version : {"0.4.0", "0.4.2", "0.5.0"}) {
+    const std::string type = version == "0.5.0" ? "http://mmif.clams.ai/vocabulary/TextDocument/v1"
+                                                : "http://mmif.clams.ai/" + version + "/vocabulary/TextDocument";
+    const std::string body = R"({"metadata": {"mmif": "http://mmif.clams.ai/)" + version +
+                             R"("}, "documents": [{"@type": ")" + type +
+                             R"(", "properties": {"id": "m1", "text": {"@value": "Older MMIF. Still read."}}}], "views": []})";
+    HttpResponse r = Post(sp(), "/", body);
+    ASSERT_EQ(r.status, 200) << version << ": " << r.body;
+    json::value out = Json(r.body);
+    EXPECT_EQ(std::string(out.at("metadata").at("mmif").as_string()), "http://mmif.clams.ai/" + version);
+    std::vector<std::string> sentences;
+    for (const auto& a : LastView(out).at("annotations").as_array()) {
+      if (a.at("@type") == "http://mmif.clams.ai/vocabulary/Sentence/v1") {
+        sentences.emplace_back(a.at("properties").at("text").as_string());
+      }
+    }
+    EXPECT_EQ(sentences, (std::vector<std::string>{"Older MMIF.", "Still read."})) << version;
+    testing::TempDir tmp;
+    testing::WriteFileOrDie(tmp.path() / "answer.json", r.body);
+    auto check = testing::RunProgram(
+        {"/usr/bin/python3", (testing::SourceDir() / "tests/tools/validate_mmif.py").string(),
+         (testing::SharedDir() / "data/mmif-pre1/schema" / version / "mmif.json").string(),
+         (tmp.path() / "answer.json").string()});
+    EXPECT_EQ(check.exit_code, 0) << version << ": " << check.out << check.err;
+  }
+  // Older than 0.4.0: refused, as mmif-python refuses their types.
+  HttpResponse old = Post(sp(), "/", R"({"metadata": {"mmif": "http://mmif.clams.ai/0.3.1"}, "documents": [], "views": []})");
+  EXPECT_EQ(old.status, 400);
+  EXPECT_EQ(old.body, std::string(kPrefix) +
+                          "metadata.mmif: MMIF 0.3.1 is not supported: clams-cpp reads MMIF 0.4.0 to 0.5.x and "
+                          "1.0.0 to 1.2.x; files older than 0.4.0 use type IRIs that mmif-python refuses too");
+}
+
 TEST_F(DevServerTest, NonUtf8BodyIs400) {
   std::string body = TextMmif("caf\xe9");  // Latin-1 byte inside a string
   HttpResponse r = Post(sp(), "/", body);

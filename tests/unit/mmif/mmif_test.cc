@@ -108,11 +108,11 @@ TEST(MmifTest, ParseErrorsNameThePlace) {
   EXPECT_THAT(
       Mmif::Parse(R"({"metadata":{"mmif":"http://mmif.clams.ai/1.1.0"},"documents":[]})"),
       StatusIs(StatusCode::kInvalidArgument, R"((root): missing required property "views")"));
-  EXPECT_THAT(Mmif::Parse(R"({"metadata":{"mmif":"http://mmif.clams.ai/0.4.2"},"documents":[1]})"),
+  EXPECT_THAT(Mmif::Parse(R"({"metadata":{"mmif":"http://mmif.clams.ai/0.3.1"},"documents":[1]})"),
               StatusIs(StatusCode::kInvalidArgument,
-                       "metadata.mmif: MMIF 0.4.2 is not supported: clams-cpp reads MMIF 1.0.0 to "
-                       "1.2.x; files older than 1.0.0 use legacy type IRIs and a different id "
-                       "scheme (and 2 more problems)"));
+                       "metadata.mmif: MMIF 0.3.1 is not supported: clams-cpp reads MMIF 0.4.0 to "
+                       "0.5.x and 1.0.0 to 1.2.x; files older than 0.4.0 use type IRIs that "
+                       "mmif-python refuses too (and 2 more problems)"));
 }
 
 TEST(MmifTest, ParseFileErrors) {

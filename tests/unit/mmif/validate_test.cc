@@ -106,13 +106,13 @@ TEST(ValidateTest, MmifMetadata) {
 }
 
 TEST(ValidateTest, Versions) {
-  EXPECT_THAT(Errors(Doc("[]", kDocs, R"({"mmif":"http://mmif.clams.ai/0.4.2"})")),
-              ElementsAre("metadata.mmif: MMIF 0.4.2 is not supported: clams-cpp reads MMIF 1.0.0 "
-                          "to 1.2.x; files older than 1.0.0 use legacy type IRIs and a different "
-                          "id scheme"));
+  EXPECT_THAT(Errors(Doc("[]", kDocs, R"({"mmif":"http://mmif.clams.ai/0.3.1"})")),
+              ElementsAre("metadata.mmif: MMIF 0.3.1 is not supported: clams-cpp reads MMIF 0.4.0 "
+                          "to 0.5.x and 1.0.0 to 1.2.x; files older than 0.4.0 use type IRIs that "
+                          "mmif-python refuses too"));
   EXPECT_THAT(Errors(Doc("[]", kDocs, R"({"mmif":"http://mmif.clams.ai/1.3.0"})")),
-              ElementsAre("metadata.mmif: MMIF 1.3.0 is not supported: clams-cpp reads MMIF 1.0.0 "
-                          "to 1.2.x; this file follows a newer specification"));
+              ElementsAre("metadata.mmif: MMIF 1.3.0 is not supported: clams-cpp reads MMIF 0.4.0 "
+                          "to 0.5.x and 1.0.0 to 1.2.x; this file follows a newer specification"));
   EXPECT_THAT(Errors(Doc("[]", kDocs, R"({"mmif":"http://example.org/mmif"})")),
               ElementsAre("metadata.mmif: cannot read the MMIF version from "
                           "\"http://example.org/mmif\" (expected "
@@ -120,13 +120,14 @@ TEST(ValidateTest, Versions) {
   EXPECT_THAT(Errors(Doc("[]", kDocs, R"({"mmif":"http://mmif.clams.ai/1.x.0"})")),
               ElementsAre(::testing::HasSubstr("cannot read the MMIF version")));
   for (const char* ok : {"http://mmif.clams.ai/1.0.0", "http://mmif.clams.ai/1.2.9",
-                         "https://mmif.clams.ai/1.1.0"}) {
+                         "https://mmif.clams.ai/1.1.0", "http://mmif.clams.ai/0.4.0",
+                         "http://mmif.clams.ai/0.4.2", "http://mmif.clams.ai/0.5.0"}) {
     EXPECT_THAT(Errors(Doc("[]", kDocs, R"({"mmif":")" + std::string(ok) + "\"}")), IsEmpty())
         << ok;
   }
   // Only the schema: the version is not checked.
   EXPECT_THAT(
-      Errors(Doc("[]", kDocs, R"({"mmif":"http://mmif.clams.ai/0.4.2"})"), {.version = false}),
+      Errors(Doc("[]", kDocs, R"({"mmif":"http://mmif.clams.ai/0.3.1"})"), {.version = false}),
       IsEmpty());
 }
 
@@ -154,14 +155,23 @@ TEST(ValidateTest, CheckSupportedVersion) {
   EXPECT_THAT(CheckSupportedVersion("1.0.0"), IsOk());
   EXPECT_THAT(CheckSupportedVersion("1.1.0"), IsOk());
   EXPECT_THAT(CheckSupportedVersion("1.2.3"), IsOk());
-  EXPECT_THAT(CheckSupportedVersion("0.5.0"),
+  // Before 1.0: the releases mmif-python still loads (issue 12).
+  EXPECT_THAT(CheckSupportedVersion("0.4.0"), IsOk());
+  EXPECT_THAT(CheckSupportedVersion("0.4.2"), IsOk());
+  EXPECT_THAT(CheckSupportedVersion("0.5.0"), IsOk());
+  EXPECT_THAT(CheckSupportedVersion("0.3.1"),
               StatusIs(StatusCode::kInvalidArgument,
-                       "MMIF 0.5.0 is not supported: clams-cpp reads MMIF 1.0.0 to 1.2.x; files "
-                       "older than 1.0.0 use legacy type IRIs and a different id scheme"));
+                       "MMIF 0.3.1 is not supported: clams-cpp reads MMIF 0.4.0 to 0.5.x and 1.0.0 "
+                       "to 1.2.x; files older than 0.4.0 use type IRIs that mmif-python refuses "
+                       "too"));
+  EXPECT_THAT(CheckSupportedVersion("0.6.0"),
+              StatusIs(StatusCode::kInvalidArgument,
+                       "MMIF 0.6.0 is not supported: clams-cpp reads MMIF 0.4.0 to 0.5.x and 1.0.0 "
+                       "to 1.2.x; there is no such MMIF release"));
   EXPECT_THAT(CheckSupportedVersion("2.0.0"),
               StatusIs(StatusCode::kInvalidArgument,
-                       "MMIF 2.0.0 is not supported: clams-cpp reads MMIF 1.0.0 to 1.2.x; this "
-                       "file follows a newer specification"));
+                       "MMIF 2.0.0 is not supported: clams-cpp reads MMIF 0.4.0 to 0.5.x and 1.0.0 "
+                       "to 1.2.x; this file follows a newer specification"));
   EXPECT_THAT(CheckSupportedVersion("latest"),
               StatusIs(StatusCode::kInvalidArgument,
                        "MMIF version \"latest\" is not a version number (expected "
@@ -401,7 +411,7 @@ TEST(ValidateTest, OptionsSelectTheChecks) {
   std::string views =
       R"([{"id":"v1","metadata":{"app":"x","contains":{}},)"
       R"("annotations":[{"@type":"T","properties":{"id":"v1:a","document":"zz"}}]}])";
-  std::string text = Doc(views, kDocs, R"({"mmif":"http://mmif.clams.ai/0.4.2"})");
+  std::string text = Doc(views, kDocs, R"({"mmif":"http://mmif.clams.ai/0.3.1"})");
   ValidationReport all = Check(text);
   EXPECT_EQ(all.errors.size(), 2u);
   EXPECT_EQ(all.warnings.size(), 1u);

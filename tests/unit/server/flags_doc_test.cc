@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <set>
 #include <string>
 
@@ -73,7 +75,26 @@ TEST(FlagsDocTest, EnvironmentColumnNamesTheVariablesMainReads) {
   for (const auto& f : ServerFlagTable()) {
     if (!f.env.empty()) with_env.insert(f.flag);
   }
-  EXPECT_EQ(with_env, (std::set<std::string>{"--workers", "--profile-dir", "--log-level", "--threads"}));
+  EXPECT_EQ(with_env, (std::set<std::string>{"--workers", "--threads", "--profile-dir", "--log-level"}));
+}
+
+TEST(FlagsDocTest, ThreadsComeFromTheFlagThenCLAMS_THREADS) {
+  auto parse = [](std::vector<std::string> args) {
+    CLI::App app;
+    ServerOptions options;
+    RegisterServerFlags(app, options);
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
+    return options.threads;
+  };
+  ::unsetenv("CLAMS_THREADS");
+  EXPECT_EQ(parse({}), 1);
+  ::setenv("CLAMS_THREADS", "4", 1);
+  EXPECT_EQ(parse({}), 4);
+  EXPECT_EQ(parse({"--threads", "2"}), 2);
+  ::setenv("CLAMS_THREADS", "0", 1);
+  EXPECT_THROW(parse({}), CLI::ValidationError);
+  ::unsetenv("CLAMS_THREADS");
 }
 
 }  // namespace
