@@ -8,7 +8,7 @@
 namespace clams::server {
 
 void OutcomeLearner::OnSuccess(const Job& job, const std::optional<vram::Sampler::Window>& window, double duration_ms,
-                               const std::string& device_name) {
+                               const std::string& device_name, std::optional<std::uint64_t> usage_after) {
   if (profiles_ == nullptr || !job.has_estimate || !window) return;
   if (job.overlapped) {
     CLAMS_LOG(kDebug, "request {} overlapped others on worker {}: its growth is not measured", job.request_id,
@@ -17,6 +17,10 @@ void OutcomeLearner::OnSuccess(const Job& job, const std::optional<vram::Sampler
   }
   Status s = profiles_->Record(job.cls, job.class_values, window->growth(), job.warm, duration_ms, device_name);
   if (!s.ok()) CLAMS_LOG(kDebug, "memory profile not written: {}", s.message());
+  if (!job.warm && usage_after && *usage_after >= window->baseline_bytes) {
+    const std::uint64_t kept = *usage_after - window->baseline_bytes;
+    if (kept < window->growth()) profiles_->SeedWarm(job.cls, window->growth() - kept);
+  }
 }
 
 OomVerdict OutcomeLearner::JudgeOom(const Job& job, const AnnotateOutcome& answer,

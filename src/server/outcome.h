@@ -58,9 +58,12 @@ class OutcomeLearner {
       : profiles_(profiles), options_(options) {}
 
   /// A successful request: records its growth unless it overlapped others
-  /// on its worker.
+  /// on its worker. After a cold one, `usage_after` (the worker's usage
+  /// once it ended) tells what the worker kept (the model): its growth
+  /// minus that seeds the class's warm estimate until a warm run measures
+  /// it (see ProfileStore::SeedWarm).
   void OnSuccess(const Job& job, const std::optional<vram::Sampler::Window>& window, double duration_ms,
-                 const std::string& device_name);
+                 const std::string& device_name, std::optional<std::uint64_t> usage_after = std::nullopt);
 
   /// Judges a worker's out-of-memory report. `device_free_bytes`: the
   /// device's free memory at the end of the request.

@@ -52,6 +52,8 @@ Scheduler::Scheduler(Timers& loop, AppRunner& runner, Executor& executor, vram::
     cap = largest > options_.admission.fresh_worker_bytes ? largest - options_.admission.fresh_worker_bytes : largest;
   }
   options_.estimates.cap_bytes = cap;
+  // The parameters that shape memory: --class-params, else the app's own.
+  if (options_.class_params.empty()) options_.class_params = runner.app().ClassParameters();
   IntakeOptions io;
   io.gpus = has_gpus_;
   io.class_params = options_.class_params;
@@ -442,7 +444,9 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
   if (sampler_ != nullptr) window = sampler_->EndWindow(job.window);
   const std::uint64_t usage_now = sampler_ != nullptr ? sampler_->WorkerUsage(job.worker_id) : 0;
   job.reservation.Release(usage_now);
-  registry_.EndRequest(job.worker_id, job.id, result.fate == ExecResult::Fate::kAnswered);
+  const bool answered = result.fate == ExecResult::Fate::kAnswered;
+  registry_.EndRequest(job.worker_id, job.id, answered, answered && result.answer.http_status == 200, job.cls.key,
+                       job.warm);
 
   if (result.fate == ExecResult::Fate::kNotSent) {
     // Nothing ran: back to the head of the queue, no request lost.
@@ -531,7 +535,10 @@ HttpResponse Scheduler::AnswerFor(Job& job, ExecResult& result, const std::optio
     response.body = std::move(answer.body);
     return response;
   }
-  learner_.OnSuccess(job, window, duration_ms, device_name);
+  const WorkerRecord* ran_on = registry_.Find(job.worker_id);
+  std::optional<std::uint64_t> usage_after;
+  if (ran_on != nullptr && ran_on->running.empty() && sampler_ != nullptr) usage_after = sampler_->WorkerUsage(job.worker_id);
+  learner_.OnSuccess(job, window, duration_ms, device_name, usage_after);
   if (WorkerRecord* w = registry_.Find(job.worker_id); w != nullptr && w->running.empty() && HasGpus()) {
     const std::uint64_t idle = sampler_->WorkerUsage(job.worker_id);
     if (learner_.Drifted(*w, job.warm, idle)) {

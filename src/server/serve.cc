@@ -398,7 +398,6 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     CLAMS_LOG(kCritical, "{}", so.status().message());
     return 2;
   }
-  if (so->class_params.empty()) so->class_params = runner.app().ClassParameters();
   FrontParts parts;
   if (Status s = StartFront(loop, runner, *executor, gpus, profiles.get(), metrics, o, *so, port_file, parts); !s.ok()) {
     CLAMS_LOG(kCritical, "{}", s.ToString());

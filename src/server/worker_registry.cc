@@ -69,12 +69,17 @@ void WorkerRegistry::StartRequest(int worker_id, std::uint64_t job_id, const std
   Refresh(*w);
 }
 
-void WorkerRegistry::EndRequest(int worker_id, std::uint64_t job_id, bool answered) {
+void WorkerRegistry::EndRequest(int worker_id, std::uint64_t job_id, bool answered, bool succeeded,
+                                const std::string& class_key, bool was_held) {
   WorkerRecord* w = Find(worker_id);
   if (w == nullptr) return;
   auto it = std::find(w->running.begin(), w->running.end(), job_id);
   if (it != w->running.end()) w->running.erase(it);
   if (answered) ++w->requests;
+  if (!succeeded && !was_held && !class_key.empty()) {
+    auto held = std::find(w->classes.begin(), w->classes.end(), class_key);
+    if (held != w->classes.end()) w->classes.erase(held);
+  }
   w->last_used = std::chrono::steady_clock::now();
   Refresh(*w);
 }

@@ -49,9 +49,14 @@ class WorkerRegistry {
   /// Applies an executor event.
   void Apply(const WorkerEvent& event);
 
-  /// A request starts on / leaves `worker_id`.
+  /// A request starts on / leaves `worker_id`. A worker holds a class from
+  /// the moment a request of it starts there; a cold request (`was_held`
+  /// false) that did not succeed takes the class off again (its model may
+  /// not be loaded: the next one is admitted with the full need, the safe
+  /// side).
   void StartRequest(int worker_id, std::uint64_t job_id, const std::string& class_key);
-  void EndRequest(int worker_id, std::uint64_t job_id, bool answered);
+  void EndRequest(int worker_id, std::uint64_t job_id, bool answered, bool succeeded,
+                  const std::string& class_key, bool was_held);
 
   WorkerRecord* Find(int worker_id);
   const WorkerRecord* Find(int worker_id) const;

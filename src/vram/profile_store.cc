@@ -382,6 +382,8 @@ Status ProfileStore::Record(const RequestClass& request_class, const json::objec
   Profile& p = e.profile;
   bool moved = false;
   if (warm) {
+    // A seeded estimate (SeedWarm) stays a lower bound: a short request's
+    // activations may come and go between two samples.
     moved = ++p.warm_samples == 1 || growth_bytes > p.warm_peak_bytes;
     p.warm_peak_bytes = std::max(p.warm_peak_bytes, growth_bytes);
     moved |= DecayFloor(&p.warm_oom_floor_bytes, p.warm_peak_bytes);
@@ -402,6 +404,17 @@ Status ProfileStore::Record(const RequestClass& request_class, const json::objec
   e.dirty = true;
   if (!moved) return Status::Ok();
   return WriteLocked(request_class.key, e);
+}
+
+void ProfileStore::SeedWarm(const RequestClass& request_class, std::uint64_t warm_bytes) {
+  if (!CheckClass(request_class).ok()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = profiles_.find(request_class.key);
+  if (it == profiles_.end()) return;
+  Profile& p = it->second.profile;
+  if (p.warm_samples > 0 || warm_bytes <= p.warm_peak_bytes) return;
+  p.warm_peak_bytes = warm_bytes;
+  it->second.dirty = true;
 }
 
 Status ProfileStore::RecordOom(const RequestClass& request_class, const json::object& parameters, bool warm,

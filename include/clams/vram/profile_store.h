@@ -169,6 +169,16 @@ class ProfileStore {
                 std::uint64_t growth_bytes, bool warm, double duration_ms,
                 const std::string& device_name);
 
+  /// After a successful cold (full) request: what a warm request of the
+  /// class would likely need, derived from it (its growth minus what its
+  /// worker kept afterwards, the model). Raises warm_peak_bytes to it while
+  /// the class has no warm measurement (warm_samples == 0), so a worker that
+  /// holds the model is not assumed to need a second copy; warm
+  /// measurements then raise it further (it stays a lower bound: a short
+  /// request's activations may come and go between two samples). Written
+  /// with the next write (or Flush()).
+  void SeedWarm(const RequestClass& request_class, std::uint64_t warm_bytes);
+
   /// After an out-of-memory failure with evidence: the floor of that kind
   /// (warm or full) becomes max(floor, `floor_bytes`), oom_events + 1;
   /// peaks and samples are unchanged. The caller caps `floor_bytes` (see
