@@ -1,7 +1,6 @@
 #include "clams/app/runner.h"
 
 #include <cxxabi.h>
-#include <boost/json/monotonic_resource.hpp>
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -334,9 +333,10 @@ AnnotateOutcome AppRunner::Run(std::string_view body, const RawParams& query, co
 
 AnnotateOutcome AppRunner::RunLocked(std::string_view body, const RawParams& query, const RunHooks& hooks) {
   // 1. Envelope and MMIF, parsed into one arena for the whole document (the
-  // Mmif keeps it alive): far fewer allocations than the default storage.
-  auto tree = mmif::ParseJson(body, json::make_shared_resource<json::monotonic_resource>(
-                                        body.size() * kArenaBytesPerBodyByte));
+  // Mmif keeps it alive): far fewer allocations than the default storage,
+  // and its blocks come from the tree block cache, so their pages are
+  // mapped already.
+  auto tree = mmif::ParseJson(body, mmif::MakeTreeArena(body.size() * kArenaBytesPerBodyByte));
   if (!tree.ok()) return BadInput(tree.status().message());
   json::value root = std::move(*tree);
   RawParams raw;

@@ -2,7 +2,6 @@
 #include "clams/mmif/mmif.h"
 
 #include <algorithm>
-#include <boost/json/monotonic_resource.hpp>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -880,9 +879,8 @@ Mmif& Mmif::operator=(Mmif&&) noexcept = default;
 Mmif::~Mmif() = default;
 
 StatusOr<Mmif> Mmif::Parse(std::string_view text, const ParseOptions& options) {
-  auto arena =
-      json::make_shared_resource<json::monotonic_resource>(text.size() * kArenaBytesPerInputByte);
-  CLAMS_ASSIGN_OR_RETURN(json::value tree, ParseJson(text, std::move(arena)));
+  CLAMS_ASSIGN_OR_RETURN(json::value tree,
+                         ParseJson(text, MakeTreeArena(text.size() * kArenaBytesPerInputByte)));
   CLAMS_ASSIGN_OR_RETURN(Mmif mmif, FromJson(std::move(tree), options));
   mmif.impl_->source_size = text.size();
   return mmif;
@@ -895,7 +893,7 @@ StatusOr<Mmif> Mmif::ParseFile(const std::filesystem::path& path, const ParseOpt
   }
   std::error_code size_error;
   const auto size = std::filesystem::file_size(path, size_error);
-  auto arena = json::make_shared_resource<json::monotonic_resource>(
+  auto arena = MakeTreeArena(
       size_error ? kReadChunkBytes : static_cast<std::size_t>(size) * kArenaBytesPerInputByte);
   std::size_t bytes = 0;
   StatusOr<json::value> tree = mmif_internal::ParseJsonFromFile(f, std::move(arena), &bytes);
@@ -932,7 +930,7 @@ StatusOr<Mmif> Mmif::FromJson(json::value tree, const ParseOptions& options) {
 Mmif Mmif::New(std::string_view version_iri) {
   // An arena, as for parsed trees: annotations are built in it without a
   // malloc per value.
-  json::value tree(json::object_kind, json::make_shared_resource<json::monotonic_resource>());
+  json::value tree(json::object_kind, MakeTreeArena());
   json::object& root = tree.get_object();
   root.reserve(3);
   root.emplace("metadata", json::object_kind)
@@ -948,7 +946,7 @@ Mmif Mmif::New(std::string_view version_iri) {
 
 Mmif Mmif::Clone() const {
   auto impl = std::make_unique<Impl>(
-      json::value(impl_->tree, json::make_shared_resource<json::monotonic_resource>()));
+      json::value(impl_->tree, MakeTreeArena()));
   impl->warnings = impl_->warnings;
   impl->source_size = impl_->source_size;
   impl->added_bytes = impl_->added_bytes;

@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "testing/status_matchers.h"
@@ -350,6 +352,42 @@ TEST(WriteJsonTest, LongTextsGrowTheOutput) {
   a.emplace_back(text);
   const std::string one = ReferenceEscape(text, false);
   EXPECT_EQ(WriteJson(json::value(a)), "[" + one + "," + one + "]");
+}
+
+TEST(TreeArenaTest, TheNextTreeReusesTheMemoryOfAFreedOne) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under AddressSanitizer freed blocks are not kept";
+#endif
+  // A first block of 5 MiB (8 MiB, rounded up; no other tree in this binary has one that
+  // size): big enough that malloc maps it on its own and would unmap it when freed. The next
+  // tree gets the same memory back, still holding what the first one wrote, so it was never
+  // given back to the system (fresh pages would be zeros).
+  constexpr std::size_t kFirstBlockBytes = std::size_t{5} << 20;
+  constexpr std::size_t kMarkBytes = 4096;
+  constexpr unsigned char kMark = 0xA5;
+  unsigned char* first = nullptr;
+  {
+    json::storage_ptr arena = MakeTreeArena(kFirstBlockBytes);
+    first = static_cast<unsigned char*>(arena->allocate(kMarkBytes));
+    std::memset(first, kMark, kMarkBytes);
+  }
+  json::storage_ptr next = MakeTreeArena(kFirstBlockBytes);
+  auto* again = static_cast<unsigned char*>(next->allocate(kMarkBytes));
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(again[0], kMark);
+  EXPECT_EQ(again[kMarkBytes - 1], kMark);
+}
+
+TEST(TreeArenaTest, CopiesOfPartsOfATreeKeepItsArenaAlive) {
+  std::optional<json::value> copy;
+  {
+    StatusOr<json::value> tree =
+        ParseJson(R"({"a":["a text longer than any small-string buffer"]})", MakeTreeArena());
+    ASSERT_THAT(tree, IsOk());
+    copy.emplace(tree->at("a"));  // a copy keeps the storage of what it copies
+    EXPECT_EQ(copy->storage().get(), tree->storage().get());
+  }
+  EXPECT_EQ(copy->at(0), "a text longer than any small-string buffer");
 }
 
 TEST(Utf8Test, Validates) {
