@@ -225,6 +225,11 @@ struct Mmif::Impl {
     std::vector<TypeEntry> types;
     std::vector<PrefixCounter> counters;
     std::size_t last = 0;  // the entry used last (types come in runs)
+    // The annotations [0, generated) of the view were all appended with
+    // generated ids through this cache, so each has the prefix of one of
+    // `counters` (prefixes are alphanumeric: `<p>_<n>` has one prefix) and
+    // a new prefix needs no look at them.
+    std::size_t generated = 0;
   };
   std::vector<ViewCache> view_caches;
   // Bumped whenever `contains` may have changed behind our back; starts
@@ -254,13 +259,14 @@ struct Mmif::Impl {
   }
 
   // The highest n of `<prefix>_<n>` among the ids of view `view` (short
-  // ids, and long ones of this view).
+  // ids, and long ones of this view) from annotation `first` on.
   std::uint64_t HighestCounter(std::uint32_t view, std::string_view view_id,
-                               std::string_view prefix) const {
+                               std::string_view prefix, std::size_t first) const {
     std::uint64_t highest = 0;
     const json::array* anns = slots.Annotations(static_cast<std::int32_t>(view));
-    if (anns == nullptr) return 0;
-    for (const json::value& a : *anns) {
+    if (anns == nullptr || first >= anns->size()) return 0;
+    for (auto it = anns->begin() + static_cast<std::ptrdiff_t>(first); it != anns->end(); ++it) {
+      const json::value& a = *it;
       const json::object* o = a.if_object();
       const json::object* props = o == nullptr ? nullptr : ObjectAt(*o, "properties");
       if (props == nullptr) continue;
@@ -296,7 +302,8 @@ struct Mmif::Impl {
     if (counter == cache.counters.size()) {
       // First id of this prefix since the document was read: continue after
       // the highest one already in the view.
-      const std::uint64_t highest = HighestCounter(view, cache.view_id, prefix);
+      const std::uint64_t highest =
+          HighestCounter(view, cache.view_id, prefix, cache.generated);
       cache.counters.push_back(PrefixCounter{prefix, highest});
     }
     TypeEntry entry;
@@ -769,8 +776,10 @@ json::object& View::AppendGenerated(std::string_view type, std::size_t property_
   json::object& props = AppendAnnotation(type, property_count + 1);
   props.emplace("id", impl.id_buffer);
   const json::array* anns = impl.slots.Annotations(static_cast<std::int32_t>(index_));
+  const std::size_t position = anns->size() - 1;
   impl.index.InsertNew(
-      hash, Loc{static_cast<std::int32_t>(index_), static_cast<std::uint32_t>(anns->size() - 1)});
+      hash, Loc{static_cast<std::int32_t>(index_), static_cast<std::uint32_t>(position)});
+  if (cache.generated == position) cache.generated = position + 1;
   return props;
 }
 
