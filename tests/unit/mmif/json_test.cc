@@ -342,6 +342,35 @@ TEST(WriteJsonTest, StringEscapesMatchTheReference) {
   }
 }
 
+TEST(WriteJsonTest, ObjectKeysAreEscapedLikeStrings) {
+  // Keys of every length up to 40, with and without escapes, first and later in an object
+  // (the compact writer puts the separator and the key in one piece of room).
+  std::uint32_t state = 777;
+  const auto next = [&state] {
+    state = state * 1103515245u + 12345u;
+    return state >> 16;
+  };
+  const std::string_view pieces[] = {"k", "\"", "\\", "\n", "\x01", "\xC3\xA9", "\xF0\x9F\x98\x80"};
+  for (int round = 0; round < 200; ++round) {
+    std::string key;
+    while (static_cast<int>(key.size()) < round % 41) {
+      key += next() % 4 != 0 ? pieces[0] : pieces[next() % std::size(pieces)];
+    }
+    json::object o;
+    o["first"] = 1;
+    o[key] = 2;
+    for (bool ascii : {false, true}) {
+      const std::string k = ReferenceEscape(key, ascii);
+      EXPECT_EQ(WriteJson(json::value(o), {.ensure_ascii = ascii}), R"({"first":1,)" + k + ":2}")
+          << "key length " << key.size();
+      EXPECT_EQ(WriteJson(json::value(o), {.python_separators = true, .ensure_ascii = ascii}),
+                R"({"first": 1, )" + k + ": 2}");
+      EXPECT_EQ(WriteJson(json::value(json::object{{key, 3}}), {.ensure_ascii = ascii}),
+                "{" + k + ":3}");
+    }
+  }
+}
+
 TEST(WriteJsonTest, LongTextsGrowTheOutput) {
   // Far more than the first room the writer makes, with escapes late on.
   std::string text(100000, 'x');
