@@ -70,37 +70,34 @@ clams::Status SentenceSplitterApp::Annotate(clams::mmif::Mmif& mmif, const clams
       continue;
     }
     const Result r = Split(*text, options);
+    const std::string_view text_view = *text;
+    auto span_text = [&](const Span& s) { return text_view.substr(s.byte_start, s.byte_end - s.byte_start); };
     clams::mmif::View view = mmif.NewView();
     const std::string doc_id = doc.long_id();
+    // The token ids, kept only when sentences list them.
     std::vector<std::string> token_ids;
     if (want_tokens) {
       view.NewContain(vocab::kToken, {{"document", doc_id}});
-      token_ids.reserve(r.tokens.size());
+      if (targets) token_ids.reserve(r.tokens.size());
       for (const auto& t : r.tokens) {
-        auto a = view.NewAnnotation(vocab::kToken,
-                                    {{"start", t.start},
-                                     {"end", t.end},
-                                     {"text", std::string_view(*text).substr(t.byte_start, t.byte_end - t.byte_start)}});
-        token_ids.push_back(std::string(a.id()));
+        auto a = view.NewAnnotation(vocab::kToken, {{"start", t.start}, {"end", t.end}, {"text", span_text(t)}});
+        if (targets) token_ids.emplace_back(a.id());
       }
     }
     if (want_sentences) {
       view.NewContain(vocab::kSentence, {{"document", doc_id}});
       for (std::size_t i = 0; i < r.sentences.size(); ++i) {
         const auto& s = r.sentences[i];
-        json::object props;
         if (targets) {
-          json::array ids;
+          json::array ids(mmif.json().storage());  // the document's storage: moved in, not copied
+          ids.reserve(r.sentence_tokens[i].second - r.sentence_tokens[i].first);
           for (std::size_t k = r.sentence_tokens[i].first; k < r.sentence_tokens[i].second; ++k) {
             ids.emplace_back(token_ids[k]);
           }
-          props["targets"] = std::move(ids);
+          view.NewAnnotation(vocab::kSentence, {{"targets", std::move(ids)}, {"text", span_text(s)}});
         } else {
-          props["start"] = s.start;
-          props["end"] = s.end;
+          view.NewAnnotation(vocab::kSentence, {{"start", s.start}, {"end", s.end}, {"text", span_text(s)}});
         }
-        props["text"] = std::string_view(*text).substr(s.byte_start, s.byte_end - s.byte_start);
-        view.NewAnnotation(vocab::kSentence, std::move(props));
       }
     }
   }

@@ -1,7 +1,10 @@
 #include "splitter.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstdint>
+#include <limits>
 
 namespace splitter {
 namespace {
@@ -44,9 +47,23 @@ char32_t Decode(std::string_view s, std::size_t i, std::size_t* len) {
   return cp;
 }
 
+// Classes of the ASCII characters, as the "C" locale's <cctype> has them.
+enum AsciiClass : unsigned char { kSpace = 1, kPunct = 2, kUpper = 4 };
+constexpr std::array<unsigned char, 0x80> MakeAsciiClasses() {
+  std::array<unsigned char, 0x80> t{};
+  for (char c : std::string_view(" \t\n\r\f\v")) t[static_cast<unsigned char>(c)] |= kSpace;
+  for (int c = 0x21; c < 0x7F; ++c) {
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    if (!alnum) t[c] |= kPunct;
+  }
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] |= kUpper;
+  return t;
+}
+constexpr std::array<unsigned char, 0x80> kAsciiClasses = MakeAsciiClasses();
+
 bool IsSpace(char32_t c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == 0xA0 || c == 0x2028 ||
-         c == 0x2029 || (c >= 0x2000 && c <= 0x200A) || c == 0x3000;
+  if (c < 0x80) return (kAsciiClasses[c] & kSpace) != 0;
+  return c == 0xA0 || c == 0x2028 || c == 0x2029 || (c >= 0x2000 && c <= 0x200A) || c == 0x3000;
 }
 bool IsDigit(char32_t c) { return c >= '0' && c <= '9'; }
 // Letters: ASCII letters and every non-ASCII code point that is not
@@ -57,20 +74,23 @@ bool IsCloseQuote(char32_t c) {
   return c == '"' || c == '\'' || c == 0x201D || c == 0x2019 || c == 0xBB || c == ')' || c == ']' || c == '}';
 }
 bool IsPunct(char32_t c) {
-  if (c < 0x80) return std::ispunct(static_cast<int>(c)) != 0;
+  if (c < 0x80) return (kAsciiClasses[c] & kPunct) != 0;
   return (c >= 0x2010 && c <= 0x205E) || c == 0xAB || c == 0xBB || c == 0xA1 || c == 0xBF || (c >= 0x3000 && c <= 0x303F) ||
          c == 0xFF01 || c == 0xFF1F || c == 0xFF0C || c == 0xFF0E;
 }
 bool IsWordChar(char32_t c) { return !IsSpace(c) && !IsPunct(c); }
 bool IsUpper(char32_t c) {
-  if (c < 0x80) return std::isupper(static_cast<int>(c)) != 0;
+  if (c < 0x80) return (kAsciiClasses[c] & kUpper) != 0;
   return (c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3A9) || (c >= 0x410 && c <= 0x42F);
 }
 bool IsSentenceFinal(char32_t c) { return c == '.' || c == '!' || c == '?' || c == 0x2026 || c == 0x3002 || c == 0xFF01 || c == 0xFF1F; }
 
+// A code point and its byte offset; `Offset` is 32 bits wide for texts
+// below 4 GiB (half the memory of size_t offsets).
+template <typename Offset>
 struct Char {
   char32_t cp;
-  std::size_t byte;  // byte offset
+  Offset byte;
 };
 
 std::string Lower(std::string_view s) {
@@ -79,21 +99,20 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-}  // namespace
-
-Result Split(std::string_view text, const Options& options) {
-  // Code points with their byte offsets, plus a sentinel.
-  std::vector<Char> cs;
+template <typename Offset>
+Result SplitText(std::string_view text, const Options& options) {
+  // Code points with their byte offsets.
+  std::vector<Char<Offset>> cs;
   cs.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {
     std::size_t len = 1;
     char32_t cp = Decode(text, i, &len);
-    cs.push_back({cp, i});
+    cs.push_back({cp, static_cast<Offset>(i)});
     i += len;
   }
   const std::size_t n = cs.size();
   auto at = [&](std::size_t i) -> char32_t { return i < n ? cs[i].cp : 0; };
-  auto byte_of = [&](std::size_t i) { return i < n ? cs[i].byte : text.size(); };
+  auto byte_of = [&](std::size_t i) -> std::size_t { return i < n ? cs[i].byte : text.size(); };
 
   Result result;
   // --- tokens -----------------------------------------------------------
@@ -231,6 +250,13 @@ Result Split(std::string_view text, const Options& options) {
   }
   close_sentence(result.tokens.size());
   return result;
+}
+
+}  // namespace
+
+Result Split(std::string_view text, const Options& options) {
+  if (text.size() <= std::numeric_limits<std::uint32_t>::max()) return SplitText<std::uint32_t>(text, options);
+  return SplitText<std::size_t>(text, options);
 }
 
 }  // namespace splitter

@@ -20,6 +20,10 @@
 #include <system_error>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "mmif/internal.h"
 
 namespace clams::mmif {
@@ -257,6 +261,9 @@ constexpr int kMaxFixedDecimalPoint = 16;
 // A chunk overshoots its size by at most one member; reserve a little more.
 constexpr std::size_t kChunkSlackBytes = 4096;
 
+// Room for the frame of an object member around its key in one line:
+// `, "` before and `"` after (the ": " gets its own room).
+constexpr std::size_t kMemberFrameBytes = 4;
 // Room a Writer makes at least when it opens or grows its buffer.
 constexpr std::size_t kMinBufferRoom = 256;
 // Bytes the longest escape of one input byte or code point writes
@@ -327,7 +334,7 @@ class OutBuffer {
   }
 
  private:
-  void Grow(std::size_t n) {
+  [[gnu::noinline]] void Grow(std::size_t n) {
     const std::size_t used = static_cast<std::size_t>(p_ - s_.data());
     std::size_t size = std::max({s_.size() * 2, used + n, used + kMinBufferRoom});
     // Inside the reserved capacity as long as the text fits there: growing
@@ -437,29 +444,77 @@ void PutStringFrom(OutBuffer& out, const unsigned char* s, std::size_t n, std::s
   out.Advance(p);
 }
 
-// Writes `text` as a JSON string literal, quotes included.
-void PutString(OutBuffer& out, std::string_view text, bool ascii) {
+#if defined(__SSE2__)
+// Bytes the 16-byte scan reads at once.
+constexpr std::size_t kBlockBytes = 16;
+// True if one of the 16 bytes at `s` needs more than a copy inside a JSON
+// string (as WordNeedsEscape).
+inline bool BlockNeedsEscape(const unsigned char* s, bool ascii) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+  const __m128i below_space = _mm_set1_epi8(0x1F);
+  // Unsigned v <= 0x1F: max(v, 0x1F) == 0x1F.
+  __m128i hit = _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space);
+  hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+  hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+  if (ascii) {
+    // Unsigned v >= DEL: max(v, DEL) == v.
+    hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(kAsciiDel)), v));
+  }
+  return _mm_movemask_epi8(hit) != 0;
+}
+#endif
+
+// PutString for 16 bytes and more, `p` just after the opening quote, inside
+// room made for the text and the closing quote.
+void PutLongString(OutBuffer& out, const unsigned char* s, std::size_t n, char* p, bool ascii) {
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  // Whole blocks; the last (partial) one is read as the 16 bytes ending the
+  // text, overlapping the one before, and written over the same place.
+  for (; n - i > kBlockBytes; i += kBlockBytes) {
+    if (BlockNeedsEscape(s + i, ascii)) return PutStringFrom(out, s, n, i, p + i, ascii);
+    std::memcpy(p + i, s + i, kBlockBytes);
+  }
+  if (BlockNeedsEscape(s + n - kBlockBytes, ascii))
+    return PutStringFrom(out, s, n, i, p + i, ascii);
+  std::memcpy(p + n - kBlockBytes, s + n - kBlockBytes, kBlockBytes);
+#else
+  std::uint64_t w;
+  for (; n - i > kWordBytes; i += kWordBytes) {
+    std::memcpy(&w, s + i, kWordBytes);
+    if (WordNeedsEscape(w, ascii)) return PutStringFrom(out, s, n, i, p + i, ascii);
+    std::memcpy(p + i, &w, kWordBytes);
+  }
+  std::memcpy(&w, s + n - kWordBytes, kWordBytes);
+  if (WordNeedsEscape(w, ascii)) return PutStringFrom(out, s, n, i, p + i, ascii);
+  std::memcpy(p + n - kWordBytes, &w, kWordBytes);
+#endif
+  p[n] = '"';
+  out.Advance(p + n + 1);
+}
+
+// Writes `text` as a JSON string literal, quotes included, at `p` (room made
+// for the text and the quotes; escapes make more as they go).
+inline void PutStringAt(OutBuffer& out, char* p, std::string_view text, bool ascii) {
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   const std::size_t n = text.size();
-  // Room for the text and the quotes; escapes make more as they go.
-  char* p = out.Room(n + 2);
   *p++ = '"';
-  // The common case, a text without escapes, in whole words: the last
-  // (partial) word is read as the 8 bytes ending the text, overlapping the
-  // one before, and written over the same place.
-  if (n >= kWordBytes) {
-    std::size_t i = 0;
-    std::uint64_t w;
-    for (; n - i > kWordBytes; i += kWordBytes) {
-      std::memcpy(&w, s + i, kWordBytes);
-      if (WordNeedsEscape(w, ascii)) return PutStringFrom(out, s, n, i, p + i, ascii);
-      std::memcpy(p + i, &w, kWordBytes);
-    }
-    std::memcpy(&w, s + n - kWordBytes, kWordBytes);
-    if (WordNeedsEscape(w, ascii)) return PutStringFrom(out, s, n, i, p + i, ascii);
-    std::memcpy(p + n - kWordBytes, &w, kWordBytes);
+  // The common case, a text without escapes, in whole words that overlap
+  // for the sizes in between.
+  if (n >= 2 * kWordBytes) {
+    return PutLongString(out, s, n, p, ascii);
+  } else if (n >= kWordBytes) {
+    // 8 to 15 bytes: the first 8 and the last 8.
+    std::uint64_t a;
+    std::uint64_t b;
+    std::memcpy(&a, s, kWordBytes);
+    std::memcpy(&b, s + n - kWordBytes, kWordBytes);
+    if (WordNeedsEscape(a, ascii) || WordNeedsEscape(b, ascii))
+      return PutStringFrom(out, s, n, 0, p, ascii);
+    std::memcpy(p, &a, kWordBytes);
+    std::memcpy(p + n - kWordBytes, &b, kWordBytes);
   } else if (n >= kHalfWordBytes) {
-    // 4 to 7 bytes: the first 4 and the last 4 (overlapping).
+    // 4 to 7 bytes: the first 4 and the last 4.
     std::uint32_t a;
     std::uint32_t b;
     std::memcpy(&a, s, kHalfWordBytes);
@@ -468,11 +523,27 @@ void PutString(OutBuffer& out, std::string_view text, bool ascii) {
     if (WordNeedsEscape(both, ascii)) return PutStringFrom(out, s, n, 0, p, ascii);
     std::memcpy(p, &a, kHalfWordBytes);
     std::memcpy(p + n - kHalfWordBytes, &b, kHalfWordBytes);
-  } else {
-    return PutStringFrom(out, s, n, 0, p, ascii);
+  } else if (n > 0) {
+    // 1 to 3 bytes: the first, middle and last byte cover them all; the
+    // other five bytes of the word are a plain letter.
+    constexpr std::uint64_t kPlainFill = 0x6161616161000000ULL;
+    const unsigned char first = s[0];
+    const unsigned char middle = s[n / 2];
+    const unsigned char last = s[n - 1];
+    const std::uint64_t w =
+        kPlainFill | first | (std::uint64_t{middle} << 8) | (std::uint64_t{last} << 16);
+    if (WordNeedsEscape(w, ascii)) return PutStringFrom(out, s, n, 0, p, ascii);
+    p[0] = static_cast<char>(first);
+    p[n / 2] = static_cast<char>(middle);
+    p[n - 1] = static_cast<char>(last);
   }
   p[n] = '"';
   out.Advance(p + n + 1);
+}
+
+// Writes `text` as a JSON string literal, quotes included.
+inline void PutString(OutBuffer& out, std::string_view text, bool ascii) {
+  PutStringAt(out, out.Room(text.size() + 2), text, ascii);
 }
 
 // Writes the shortest round-trip text of `d` in Python's repr form at `buf`
@@ -647,10 +718,21 @@ class Writer {
     out_.Put('{');
     bool first = true;
     for (const json::key_value_pair& kv : o) {
-      if (!first) ItemSeparator();
+      const std::string_view key(kv.key().data(), kv.key().size());
+      if (style_.indent > 0) {
+        if (!first) ItemSeparator();
+        NewLine(depth + 1);
+        PutString(out_, key, style_.ensure_ascii);
+      } else {
+        // Separator, key and quotes in one piece of room.
+        char* p = out_.Room(key.size() + kMemberFrameBytes);
+        if (!first) {
+          *p++ = ',';
+          if (space_after_item_) *p++ = ' ';
+        }
+        PutStringAt(out_, p, key, style_.ensure_ascii);
+      }
       first = false;
-      if (style_.indent > 0) NewLine(depth + 1);
-      PutString(out_, std::string_view(kv.key().data(), kv.key().size()), style_.ensure_ascii);
       char* p = out_.Room(2);
       *p++ = ':';
       if (space_after_key_) *p++ = ' ';

@@ -2,7 +2,6 @@
 #include "clams/mmif/mmif.h"
 
 #include <algorithm>
-#include <boost/json/monotonic_resource.hpp>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -226,6 +225,11 @@ struct Mmif::Impl {
     std::vector<TypeEntry> types;
     std::vector<PrefixCounter> counters;
     std::size_t last = 0;  // the entry used last (types come in runs)
+    // The annotations [0, generated) of the view were all appended with
+    // generated ids through this cache, so each has the prefix of one of
+    // `counters` (prefixes are alphanumeric: `<p>_<n>` has one prefix) and
+    // a new prefix needs no look at them.
+    std::size_t generated = 0;
   };
   std::vector<ViewCache> view_caches;
   // Bumped whenever `contains` may have changed behind our back; starts
@@ -255,13 +259,14 @@ struct Mmif::Impl {
   }
 
   // The highest n of `<prefix>_<n>` among the ids of view `view` (short
-  // ids, and long ones of this view).
+  // ids, and long ones of this view) from annotation `first` on.
   std::uint64_t HighestCounter(std::uint32_t view, std::string_view view_id,
-                               std::string_view prefix) const {
+                               std::string_view prefix, std::size_t first) const {
     std::uint64_t highest = 0;
     const json::array* anns = slots.Annotations(static_cast<std::int32_t>(view));
-    if (anns == nullptr) return 0;
-    for (const json::value& a : *anns) {
+    if (anns == nullptr || first >= anns->size()) return 0;
+    for (auto it = anns->begin() + static_cast<std::ptrdiff_t>(first); it != anns->end(); ++it) {
+      const json::value& a = *it;
       const json::object* o = a.if_object();
       const json::object* props = o == nullptr ? nullptr : ObjectAt(*o, "properties");
       if (props == nullptr) continue;
@@ -297,7 +302,8 @@ struct Mmif::Impl {
     if (counter == cache.counters.size()) {
       // First id of this prefix since the document was read: continue after
       // the highest one already in the view.
-      const std::uint64_t highest = HighestCounter(view, cache.view_id, prefix);
+      const std::uint64_t highest =
+          HighestCounter(view, cache.view_id, prefix, cache.generated);
       cache.counters.push_back(PrefixCounter{prefix, highest});
     }
     TypeEntry entry;
@@ -770,8 +776,10 @@ json::object& View::AppendGenerated(std::string_view type, std::size_t property_
   json::object& props = AppendAnnotation(type, property_count + 1);
   props.emplace("id", impl.id_buffer);
   const json::array* anns = impl.slots.Annotations(static_cast<std::int32_t>(index_));
+  const std::size_t position = anns->size() - 1;
   impl.index.InsertNew(
-      hash, Loc{static_cast<std::int32_t>(index_), static_cast<std::uint32_t>(anns->size() - 1)});
+      hash, Loc{static_cast<std::int32_t>(index_), static_cast<std::uint32_t>(position)});
+  if (cache.generated == position) cache.generated = position + 1;
   return props;
 }
 
@@ -880,9 +888,8 @@ Mmif& Mmif::operator=(Mmif&&) noexcept = default;
 Mmif::~Mmif() = default;
 
 StatusOr<Mmif> Mmif::Parse(std::string_view text, const ParseOptions& options) {
-  auto arena =
-      json::make_shared_resource<json::monotonic_resource>(text.size() * kArenaBytesPerInputByte);
-  CLAMS_ASSIGN_OR_RETURN(json::value tree, ParseJson(text, std::move(arena)));
+  CLAMS_ASSIGN_OR_RETURN(json::value tree,
+                         ParseJson(text, MakeTreeArena(text.size() * kArenaBytesPerInputByte)));
   CLAMS_ASSIGN_OR_RETURN(Mmif mmif, FromJson(std::move(tree), options));
   mmif.impl_->source_size = text.size();
   return mmif;
@@ -895,7 +902,7 @@ StatusOr<Mmif> Mmif::ParseFile(const std::filesystem::path& path, const ParseOpt
   }
   std::error_code size_error;
   const auto size = std::filesystem::file_size(path, size_error);
-  auto arena = json::make_shared_resource<json::monotonic_resource>(
+  auto arena = MakeTreeArena(
       size_error ? kReadChunkBytes : static_cast<std::size_t>(size) * kArenaBytesPerInputByte);
   std::size_t bytes = 0;
   StatusOr<json::value> tree = mmif_internal::ParseJsonFromFile(f, std::move(arena), &bytes);
@@ -932,7 +939,7 @@ StatusOr<Mmif> Mmif::FromJson(json::value tree, const ParseOptions& options) {
 Mmif Mmif::New(std::string_view version_iri) {
   // An arena, as for parsed trees: annotations are built in it without a
   // malloc per value.
-  json::value tree(json::object_kind, json::make_shared_resource<json::monotonic_resource>());
+  json::value tree(json::object_kind, MakeTreeArena());
   json::object& root = tree.get_object();
   root.reserve(3);
   root.emplace("metadata", json::object_kind)
@@ -948,7 +955,7 @@ Mmif Mmif::New(std::string_view version_iri) {
 
 Mmif Mmif::Clone() const {
   auto impl = std::make_unique<Impl>(
-      json::value(impl_->tree, json::make_shared_resource<json::monotonic_resource>()));
+      json::value(impl_->tree, MakeTreeArena()));
   impl->warnings = impl_->warnings;
   impl->source_size = impl_->source_size;
   impl->added_bytes = impl_->added_bytes;

@@ -112,6 +112,52 @@ TEST_F(DevServerTest, PostSplitsTextAndSignsTheView) {
   EXPECT_EQ(sentences, (std::vector<std::string>{"Dr. Smith paid $3.50.", "He left!"}));
 }
 
+// The annotations of the sentence-splitter's view, written compactly.
+std::string AnnotationsOf(const std::string& body) {
+  return mmif::WriteJson(LastView(Json(body)).at("annotations"));
+}
+
+TEST_F(DevServerTest, TokensAndSentencesHaveIdsOffsetsAndTextInThisOrder) {
+  // Code-point offsets (the "é" is one), and properties in the order the app writes them.
+  HttpResponse r = Post(sp(), "/", TextMmif("Caf\xc3\xa9 \"open\". Dr. No!"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  constexpr char kToken[] = R"({"@type":"http://mmif.clams.ai/vocabulary/Token/v1","properties":)";
+  constexpr char kSentence[] = R"({"@type":"http://mmif.clams.ai/vocabulary/Sentence/v1","properties":)";
+  EXPECT_EQ(AnnotationsOf(r.body),
+            std::string("[") + kToken + R"({"id":"v_0:to_1","start":0,"end":4,"text":"Café"}},)" + kToken +
+                R"({"id":"v_0:to_2","start":5,"end":6,"text":"\""}},)" + kToken +
+                R"({"id":"v_0:to_3","start":6,"end":10,"text":"open"}},)" + kToken +
+                R"({"id":"v_0:to_4","start":10,"end":11,"text":"\""}},)" + kToken +
+                R"({"id":"v_0:to_5","start":11,"end":12,"text":"."}},)" + kToken +
+                R"({"id":"v_0:to_6","start":13,"end":16,"text":"Dr."}},)" + kToken +
+                R"({"id":"v_0:to_7","start":17,"end":19,"text":"No"}},)" + kToken +
+                R"({"id":"v_0:to_8","start":19,"end":20,"text":"!"}},)" + kSentence +
+                R"({"id":"v_0:se_1","start":0,"end":12,"text":"Café \"open\"."}},)" + kSentence +
+                R"({"id":"v_0:se_2","start":13,"end":20,"text":"Dr. No!"}}])");
+}
+
+TEST_F(DevServerTest, SentenceTargetsListTheTokenIds) {
+  HttpResponse r = Post(sp(), "/?sentenceTargets=true", TextMmif("One two. Three!"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json::value out = Json(r.body);
+  const json::array& annotations = LastView(out).at("annotations").as_array();
+  ASSERT_EQ(annotations.size(), 7u);  // 5 tokens, 2 sentences
+  EXPECT_EQ(mmif::WriteJson(annotations[5]),
+            R"({"@type":"http://mmif.clams.ai/vocabulary/Sentence/v1","properties":)"
+            R"({"id":"v_0:se_1","targets":["v_0:to_1","v_0:to_2","v_0:to_3"],"text":"One two."}})");
+  EXPECT_EQ(mmif::WriteJson(annotations[6]),
+            R"({"@type":"http://mmif.clams.ai/vocabulary/Sentence/v1","properties":)"
+            R"({"id":"v_0:se_2","targets":["v_0:to_4","v_0:to_5"],"text":"Three!"}})");
+  // Without tokens there is nothing to target: sentences keep their offsets.
+  HttpResponse s = Post(sp(), "/?sentenceTargets=true&emit=sentences", TextMmif("One two. Three!"));
+  ASSERT_EQ(s.status, 200) << s.body;
+  EXPECT_EQ(AnnotationsOf(s.body),
+            R"([{"@type":"http://mmif.clams.ai/vocabulary/Sentence/v1","properties":)"
+            R"({"id":"v_0:se_1","start":0,"end":8,"text":"One two."}},)"
+            R"({"@type":"http://mmif.clams.ai/vocabulary/Sentence/v1","properties":)"
+            R"({"id":"v_0:se_2","start":9,"end":15,"text":"Three!"}}])");
+}
+
 TEST_F(DevServerTest, PutIsPostAndContentTypeIsIgnored) {
   HttpResponse r = Call(sp(), "PUT", "/", TextMmif("One. Two."), {{"Content-Type", "text/plain"}});
   ASSERT_EQ(r.status, 200) << r.body;

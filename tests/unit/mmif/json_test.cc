@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "testing/status_matchers.h"
@@ -340,6 +342,35 @@ TEST(WriteJsonTest, StringEscapesMatchTheReference) {
   }
 }
 
+TEST(WriteJsonTest, ObjectKeysAreEscapedLikeStrings) {
+  // Keys of every length up to 40, with and without escapes, first and later in an object
+  // (the compact writer puts the separator and the key in one piece of room).
+  std::uint32_t state = 777;
+  const auto next = [&state] {
+    state = state * 1103515245u + 12345u;
+    return state >> 16;
+  };
+  const std::string_view pieces[] = {"k", "\"", "\\", "\n", "\x01", "\xC3\xA9", "\xF0\x9F\x98\x80"};
+  for (int round = 0; round < 200; ++round) {
+    std::string key;
+    while (static_cast<int>(key.size()) < round % 41) {
+      key += next() % 4 != 0 ? pieces[0] : pieces[next() % std::size(pieces)];
+    }
+    json::object o;
+    o["first"] = 1;
+    o[key] = 2;
+    for (bool ascii : {false, true}) {
+      const std::string k = ReferenceEscape(key, ascii);
+      EXPECT_EQ(WriteJson(json::value(o), {.ensure_ascii = ascii}), R"({"first":1,)" + k + ":2}")
+          << "key length " << key.size();
+      EXPECT_EQ(WriteJson(json::value(o), {.python_separators = true, .ensure_ascii = ascii}),
+                R"({"first": 1, )" + k + ": 2}");
+      EXPECT_EQ(WriteJson(json::value(json::object{{key, 3}}), {.ensure_ascii = ascii}),
+                "{" + k + ":3}");
+    }
+  }
+}
+
 TEST(WriteJsonTest, LongTextsGrowTheOutput) {
   // Far more than the first room the writer makes, with escapes late on.
   std::string text(100000, 'x');
@@ -350,6 +381,42 @@ TEST(WriteJsonTest, LongTextsGrowTheOutput) {
   a.emplace_back(text);
   const std::string one = ReferenceEscape(text, false);
   EXPECT_EQ(WriteJson(json::value(a)), "[" + one + "," + one + "]");
+}
+
+TEST(TreeArenaTest, TheNextTreeReusesTheMemoryOfAFreedOne) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under AddressSanitizer freed blocks are not kept";
+#endif
+  // A first block of 5 MiB (8 MiB, rounded up; no other tree in this binary has one that
+  // size): big enough that malloc maps it on its own and would unmap it when freed. The next
+  // tree gets the same memory back, still holding what the first one wrote, so it was never
+  // given back to the system (fresh pages would be zeros).
+  constexpr std::size_t kFirstBlockBytes = std::size_t{5} << 20;
+  constexpr std::size_t kMarkBytes = 4096;
+  constexpr unsigned char kMark = 0xA5;
+  unsigned char* first = nullptr;
+  {
+    json::storage_ptr arena = MakeTreeArena(kFirstBlockBytes);
+    first = static_cast<unsigned char*>(arena->allocate(kMarkBytes));
+    std::memset(first, kMark, kMarkBytes);
+  }
+  json::storage_ptr next = MakeTreeArena(kFirstBlockBytes);
+  auto* again = static_cast<unsigned char*>(next->allocate(kMarkBytes));
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(again[0], kMark);
+  EXPECT_EQ(again[kMarkBytes - 1], kMark);
+}
+
+TEST(TreeArenaTest, CopiesOfPartsOfATreeKeepItsArenaAlive) {
+  std::optional<json::value> copy;
+  {
+    StatusOr<json::value> tree =
+        ParseJson(R"({"a":["a text longer than any small-string buffer"]})", MakeTreeArena());
+    ASSERT_THAT(tree, IsOk());
+    copy.emplace(tree->at("a"));  // a copy keeps the storage of what it copies
+    EXPECT_EQ(copy->storage().get(), tree->storage().get());
+  }
+  EXPECT_EQ(copy->at(0), "a text longer than any small-string buffer");
 }
 
 TEST(Utf8Test, Validates) {

@@ -515,6 +515,26 @@ TEST(MmifTest, NewAnnotationCountersStayAheadOfExplicitIds) {
   EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_22");
 }
 
+TEST(MmifTest, ANewPrefixCountsExplicitIdsAmongGeneratedOnes) {
+  // The first id of a prefix looks at the annotations that were not generated: an
+  // explicit "se_4" among generated tokens, before any Sentence was made.
+  Mmif m = Mmif::New();
+  View v = m.NewView();
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_1");
+  ASSERT_THAT(v.AddAnnotation(vocab::kToken, {{"id", "se_4"}}), IsOk());
+  EXPECT_EQ(v.NewAnnotation(vocab::kToken).id(), "v_0:to_2");
+  EXPECT_EQ(v.NewAnnotation(vocab::kSentence).id(), "v_0:se_5");
+  // And before any generated one.
+  View w = m.NewView();
+  ASSERT_THAT(w.AddAnnotation(vocab::kToken, {{"id", "v_1:tf_9"}}), IsOk());
+  EXPECT_EQ(w.NewAnnotation(vocab::kToken).id(), "v_1:to_1");
+  EXPECT_EQ(w.NewAnnotation(vocab::kTimeFrame).id(), "v_1:tf_10");
+  // Generated ids only: a new prefix starts at 1.
+  View x = m.NewView();
+  EXPECT_EQ(x.NewAnnotation(vocab::kToken).id(), "v_2:to_1");
+  EXPECT_EQ(x.NewAnnotation(vocab::kSentence).id(), "v_2:se_1");
+}
+
 TEST(MmifTest, TypesOfOneViewShareTheCounterOfTheirPrefix) {
   Mmif m = Mmif::New();
   View v = m.NewView();
