@@ -372,8 +372,7 @@ AnnotateOutcome AppRunner::Run(std::string_view body, const RawParams& query, co
 }
 
 AnnotateOutcome AppRunner::RunPrepared(std::string_view mmif_text, const RawParams& raw, const RunHooks& hooks) {
-  auto tree = mmif::ParseJson(mmif_text, json::make_shared_resource<json::monotonic_resource>(
-                                             mmif_text.size() * kArenaBytesPerBodyByte));
+  auto tree = mmif::ParseJson(mmif_text, mmif::MakeTreeArena(mmif_text.size() * kArenaBytesPerBodyByte));
   if (!tree.ok()) return BadInput(tree.status().message());
   auto parsed = mmif::Mmif::FromJson(std::move(*tree));
   if (!parsed.ok()) return BadInput(parsed.status().message());

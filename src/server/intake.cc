@@ -1,7 +1,5 @@
 #include "server/intake.h"
 
-#include <boost/json/monotonic_resource.hpp>
-
 #include <algorithm>
 
 #include "clams/base/log.h"
@@ -142,8 +140,7 @@ std::unique_ptr<Job> Intake::Take(std::shared_ptr<const std::string> body, const
   const std::string_view text = *body;
   // 1. One parse of the whole body; the envelope's values are found in the
   // same text, with keys decoded as the parser decodes them.
-  auto tree = mmif::ParseJson(
-      text, json::make_shared_resource<json::monotonic_resource>(text.size() * kArenaBytesPerBodyByte + 1));
+  auto tree = mmif::ParseJson(text, mmif::MakeTreeArena(text.size() * kArenaBytesPerBodyByte));
   if (!tree.ok()) return unreadable(tree.status().message());
   RawParams raw;
   const json::value* mmif_tree = &*tree;
