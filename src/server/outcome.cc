@@ -43,8 +43,8 @@ OomVerdict OutcomeLearner::JudgeOom(const Job& job, const AnnotateOutcome& answe
     return v;
   }
   v.confirmed = true;
-  std::uint64_t floor = std::max(vram::ScaleBytes(job.need_bytes, vram::kOomRaiseFactor),
-                                 vram::ScaleBytes(seen, vram::kOomRaiseFactor));
+  std::uint64_t floor =
+      std::max(vram::ScaleBytes(job.need_bytes, vram::kOomRaiseFactor), vram::ScaleBytes(seen, kOomSeenMargin));
   if (options_.cap_bytes > 0) floor = std::min(floor, options_.cap_bytes);
   v.floor_bytes = floor;
   v.explanation = "ran out of GPU memory after growing by " + gpu::FormatBytes(growth) +

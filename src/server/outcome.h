@@ -10,9 +10,9 @@
 //     request's growth plus the allocation that failed reached at least
 //     kOomEvidenceFraction of what was admitted, or that allocation could
 //     not have fit in the device's free memory. The floor is
-//     kOomRaiseFactor x max(what was admitted, what was seen), capped at
-//     what a device could ever give a fresh worker, so a transient error
-//     never turns into a permanent 422;
+//     max(kOomRaiseFactor x what was admitted, kOomSeenMargin x what was
+//     seen), capped at what a device could ever give a fresh worker, so a
+//     transient error never turns into a permanent 422;
 //   * a worker's death is never evidence: not a SIGKILL from outside (the
 //     host's OOM killer, an operator) and not any kill the server sent
 //     (timeouts, client gone, eviction, drift, reload, shutdown).
@@ -35,6 +35,9 @@ namespace clams::server {
 /// The share of what was admitted that measured usage must reach for an
 /// out-of-memory report to count (growth seen + the allocation that failed).
 inline constexpr double kOomEvidenceFraction = 0.5;
+/// Margin on what an OOM showed the request needs at least (its growth plus
+/// the allocation that failed): the estimate margin's default.
+inline constexpr double kOomSeenMargin = 1.2;
 
 struct OutcomeOptions {
   /// The most a learned floor may be (what a device could ever give a

@@ -382,8 +382,10 @@ Status ProfileStore::Record(const RequestClass& request_class, const json::objec
   Profile& p = e.profile;
   bool moved = false;
   if (warm) {
-    // A seeded estimate (SeedWarm) stays a lower bound: a short request's
-    // activations may come and go between two samples.
+    // The first warm measurement replaces a seeded estimate (SeedWarm),
+    // unless it saw nothing: a short request's activations may come and go
+    // between two samples.
+    if (p.warm_samples == 0 && growth_bytes > 0) p.warm_peak_bytes = 0;
     moved = ++p.warm_samples == 1 || growth_bytes > p.warm_peak_bytes;
     p.warm_peak_bytes = std::max(p.warm_peak_bytes, growth_bytes);
     moved |= DecayFloor(&p.warm_oom_floor_bytes, p.warm_peak_bytes);

@@ -173,10 +173,10 @@ class ProfileStore {
   /// class would likely need, derived from it (its growth minus what its
   /// worker kept afterwards, the model). Raises warm_peak_bytes to it while
   /// the class has no warm measurement (warm_samples == 0), so a worker that
-  /// holds the model is not assumed to need a second copy; warm
-  /// measurements then raise it further (it stays a lower bound: a short
-  /// request's activations may come and go between two samples). Written
-  /// with the next write (or Flush()).
+  /// holds the model is not assumed to need a second copy. The first warm
+  /// measurement replaces it, unless that measurement saw no growth at all
+  /// (a short request's activations may come and go between two samples).
+  /// Written with the next write (or Flush()).
   void SeedWarm(const RequestClass& request_class, std::uint64_t warm_bytes);
 
   /// After an out-of-memory failure with evidence: the floor of that kind

@@ -1,5 +1,7 @@
 #include "clams/vram/profile_store.h"
 
+#include "clams/vram/estimate.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -427,6 +429,31 @@ TEST(ProfileStoreTest, Issue9DistinctClassesAreBoundedLeastRecentlyUsedFirst) {
   files = 0;
   for (const auto& e : fs::directory_iterator(store->directory())) files += e.path().extension() == ".json";
   EXPECT_EQ(files, 1);
+}
+
+// A cold success seeds the warm estimate (its growth minus what the worker
+// kept); the first warm measurement replaces it unless it saw nothing.
+TEST(ProfileStoreTest, SeededWarmEstimateUntilAWarmMeasurement) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  const RequestClass c = Class("{}");
+  store->SeedWarm(c, 1 * kGiB);  // no profile yet: nothing to seed
+  EXPECT_FALSE(store->Get(c.key).has_value());
+  ASSERT_THAT(store->Record(c, {}, 11 * kGiB, /*warm=*/false, 1, "d"), IsOk());
+  store->SeedWarm(c, 1 * kGiB);
+  EXPECT_EQ(store->Get(c.key)->warm_peak_bytes, 1 * kGiB);
+  EXPECT_TRUE(HasWarmMeasurement(*store->Get(c.key)));
+  ASSERT_THAT(store->Record(c, {}, 0, /*warm=*/true, 1, "d"), IsOk());  // the sampler missed it
+  EXPECT_EQ(store->Get(c.key)->warm_peak_bytes, 1 * kGiB);
+  TempDir tmp2;
+  auto other = OpenOrDie(tmp2.path());
+  ASSERT_THAT(other->Record(c, {}, 11 * kGiB, false, 1, "d"), IsOk());
+  other->SeedWarm(c, 1 * kGiB);
+  ASSERT_THAT(other->Record(c, {}, 700 * kMiB, true, 1, "d"), IsOk());
+  EXPECT_EQ(other->Get(c.key)->warm_peak_bytes, 700 * kMiB);  // measured: replaces the seed
+  other->SeedWarm(c, 2 * kGiB);                               // measured already: no more seeds
+  EXPECT_EQ(other->Get(c.key)->warm_peak_bytes, 700 * kMiB);
 }
 
 // Only changes that move an estimate are written at once; others wait for
