@@ -51,6 +51,7 @@ struct WorkerEvent {
     kReady,     ///< it takes requests
     kStopping,  ///< the server is stopping it (cause says why)
     kExited,    ///< its process is gone (cause: the server's reason, or kNone)
+    kRemoved,   ///< the worker is gone for good (fewer workers were asked for)
   };
   Kind kind = Kind::kStarted;
   int worker_id = 0;
@@ -112,6 +113,11 @@ class Executor {
   virtual bool Kill(int worker_id, KillCause cause) = 0;
   /// Replaces every worker one by one without losing requests (SIGHUP).
   virtual void ReplaceAll() = 0;
+  /// Adds (`delta` > 0, SIGTTIN) or removes (< 0, SIGTTOU) workers; a
+  /// removed worker finishes its running requests first. Never below one
+  /// worker. Returns the worker count asked for now (unchanged where the
+  /// executor cannot scale: in-process workers are a fixed thread pool).
+  virtual int Scale(int delta) = 0;
   /// Stops the workers (after the scheduler drained); `done` runs when they
   /// are gone.
   virtual void Shutdown(std::function<void()> done) = 0;

@@ -29,6 +29,7 @@ class InProcessExecutor : public Executor {
   void Recycle(int, KillCause) override {}
   bool Kill(int, KillCause) override { return false; }
   void ReplaceAll() override {}
+  int Scale(int) override { return static_cast<int>(busy_.size()); }
   void Shutdown(std::function<void()> done) override;
 
  private:

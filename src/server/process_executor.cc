@@ -179,6 +179,7 @@ struct ProcessExecutor::Worker {
   KillCause retire_cause = KillCause::kNone;  // stop once it runs nothing
   bool reload_pending = false;
   bool served = false;  // answered at least one request since spawn
+  bool removed = false;  // scaled down: not respawned
   int consecutive_failures = 0;
   std::uint64_t requests = 0;
   std::uint64_t max_requests = 0;
@@ -651,6 +652,10 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
     return;
   }
   if (reloading_worker_ == w.id && w.stop_cause != KillCause::kReload) reloading_worker_ = 0;
+  if (w.removed) {
+    Emit(w, WorkerEvent::Kind::kRemoved, KillCause::kScaleDown);
+    return;
+  }
   // A command that never worked is not retried for ever.
   if (!expected && !ever_ready_ && !gave_up_ && options_.on_give_up && GiveUp(w, status)) return;
   ScheduleSpawn(w);
@@ -812,6 +817,49 @@ void ProcessExecutor::AdvanceReload() {
     Retire(*w, KillCause::kReload);
     return;
   }
+}
+
+int ProcessExecutor::Scale(int delta) {
+  auto active = [&] {
+    int n = 0;
+    for (const auto& w : workers_) n += w->removed ? 0 : 1;
+    return n;
+  };
+  if (shutting_down_) return active();
+  for (; delta > 0; --delta) {
+    // The device with the most memory per worker gets the new one.
+    int device = -1;
+    double best = -1;
+    for (const auto& d : options_.devices) {
+      int on = 0;
+      for (const auto& w : workers_) on += (!w->removed && w->device == d.index) ? 1 : 0;
+      const double per = static_cast<double>(d.total_bytes) / (on + 1);
+      if (per > best) {
+        best = per;
+        device = d.index;
+      }
+    }
+    AddWorkers({device});
+    CLAMS_LOG(kInfo, "SIGTTIN: worker {} added{} ({} now)", workers_.back()->id,
+              device >= 0 ? " on device " + std::to_string(device) : "", active());
+  }
+  for (; delta < 0 && active() > 1; ++delta) {
+    // The newest worker goes; it finishes what it runs first.
+    for (auto it = workers_.rbegin(); it != workers_.rend(); ++it) {
+      Worker& w = **it;
+      if (w.removed) continue;
+      w.removed = true;
+      loop_.Cancel(w.spawn_timer);
+      if (w.pid > 0) {
+        Retire(w, KillCause::kScaleDown);
+      } else {
+        Emit(w, WorkerEvent::Kind::kRemoved, KillCause::kScaleDown);
+      }
+      CLAMS_LOG(kInfo, "SIGTTOU: worker {} removed once it finishes its requests ({} left)", w.id, active());
+      break;
+    }
+  }
+  return active();
 }
 
 void ProcessExecutor::Shutdown(std::function<void()> done) {

@@ -99,6 +99,7 @@ class ProcessExecutor : public Executor {
   void Recycle(int worker_id, KillCause cause) override;
   bool Kill(int worker_id, KillCause cause) override;
   void ReplaceAll() override;
+  int Scale(int delta) override;
   void Shutdown(std::function<void()> done) override;
 
   /// Total replacements so far (all reasons).

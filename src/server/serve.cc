@@ -339,6 +339,9 @@ void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontP
   loop.OnSignal(SIGTERM, [&] { shutdown("SIGTERM"); });
   loop.OnSignal(SIGINT, [&] { shutdown("SIGINT"); });
   loop.OnSignal(SIGHUP, [&] { executor.ReplaceAll(); });
+  // gunicorn's convention: SIGTTIN adds a worker, SIGTTOU removes one.
+  loop.OnSignal(SIGTTIN, [&] { executor.Scale(+1); });
+  loop.OnSignal(SIGTTOU, [&] { executor.Scale(-1); });
   loop.Run();
   if (parts.http) parts.http->StopAccepting();
 }

@@ -11,6 +11,11 @@ void WorkerRegistry::Refresh(WorkerRecord& w) const {
 }
 
 void WorkerRegistry::Apply(const WorkerEvent& event) {
+  if (event.kind == WorkerEvent::Kind::kRemoved) {
+    if (sampler_ != nullptr) sampler_->UntrackWorker(event.worker_id);
+    workers_.erase(event.worker_id);
+    return;
+  }
   WorkerRecord& w = workers_[event.worker_id];
   w.id = event.worker_id;
   w.device = event.device;
@@ -43,6 +48,7 @@ void WorkerRegistry::Apply(const WorkerEvent& event) {
       w.state = vram::WorkerState::kStopping;
       w.stopping = event.cause;
       break;
+    case WorkerEvent::Kind::kRemoved:  // handled above
     case WorkerEvent::Kind::kExited:
       if (sampler_ != nullptr) sampler_->UntrackWorker(w.id);
       w.pid = 0;

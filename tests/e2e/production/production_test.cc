@@ -137,6 +137,24 @@ TEST_F(ProductionTest, SigtermDrainsInFlightRequestsAndRefusesNewOnes) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
 }
 
+// Issue 14: gunicorn's signals change the worker count at run time.
+TEST_F(ProductionTest, SigttinAddsAWorkerAndSigttouRemovesOne) {
+  Workload w("24GiB", {"--workers", "2"});
+  auto count = [&] { return w.Runtime().at("workers").as_array().size(); };
+  ASSERT_TRUE(w.server().process().Signal(SIGTTIN));
+  ASSERT_TRUE(testing::WaitFor([&] { return count() == 3 && w.AllIdle(3); }, std::chrono::seconds(20)));
+  EXPECT_EQ(w.Post("?model=tiny&holdMs=1").status, 200);
+  // One at a time: signals of one kind sent together may arrive as one.
+  ASSERT_TRUE(w.server().process().Signal(SIGTTOU));
+  ASSERT_TRUE(testing::WaitFor([&] { return count() == 2; }, std::chrono::seconds(20)));
+  ASSERT_TRUE(w.server().process().Signal(SIGTTOU));
+  ASSERT_TRUE(testing::WaitFor([&] { return count() == 1; }, std::chrono::seconds(20)));
+  ASSERT_TRUE(w.server().process().Signal(SIGTTOU));  // never below one
+  EXPECT_EQ(w.Post("?model=tiny&holdMs=1").status, 200);
+  EXPECT_EQ(count(), 1u);
+  EXPECT_THAT(w.server().Log(), HasSubstr("SIGTTIN: worker 3 added"));
+}
+
 TEST_F(ProductionTest, SighupReplacesEveryWorkerWithoutFailingRequests) {
   Workload w("24GiB", {"--workers", "3"});
   const std::vector<int> before = w.Pids();

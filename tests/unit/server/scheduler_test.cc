@@ -82,6 +82,7 @@ class FakeExecutor : public Executor {
     return true;
   }
   void ReplaceAll() override {}
+  int Scale(int) override { return 0; }
   void Shutdown(std::function<void()> done) override { done(); }
 
   void Up(int id, int device = 0, int threads = 1) {
