@@ -55,8 +55,11 @@
 // (work seconds per second): with one request per worker the CPU part runs
 // at full speed; on a worker with k requests its CPU part takes k times as
 // long. Model loads are disk and PCIe bound and are not slowed by either.
-// Arrivals are Poisson at twice the capacity the oracle measures in a
-// saturated pilot run. Simulated time only; no sleeping.
+// Capacity is the most requests per second the card and the workers' cores
+// can complete for this mix (the work-rate ceiling below over the mean work
+// of a request): no policy serves more without favouring cheap requests.
+// Arrivals are Poisson at twice that capacity (and at half of it for the
+// latency table). Simulated time only; no sleeping.
 //
 //   clams_vram_sim [--seed N] [--horizon SECONDS] [--sweep SEEDS] [--cpu-fraction F] [--verbose]
 //
@@ -152,8 +155,6 @@ constexpr double kUtilisationTarget = 0.80;  // (c) mean utilisation >= 80 %
 constexpr double kDecideP99TargetUs = 100;
 constexpr double kThreadsCompletionTarget = 1.5;   // (e) completes >= 1.5 x (c)
 constexpr double kThreadsUtilisationTarget = 0.85;  // (e) mean utilisation >= 85 %, every seed
-// The pilot that measures capacity: far more arrivals than any policy serves.
-constexpr double kPilotRate = 5.0;
 // Arrival rates as multiples of that capacity: the overload of the main
 // table, and the light load at which latency is compared.
 constexpr double kOverload = 2.0;
@@ -187,6 +188,27 @@ std::uint64_t Activations(int model) {
 }
 // What the vram-workload app declares (EstimateVram): weights + activations.
 std::uint64_t Declared(int model) { return kModels[model].weights + Activations(model); }
+
+// The most work per second the card and the workers' cores can do: with N
+// computing requests spread evenly over the workers, each progresses at
+// 1 / ((1 - f) N / C + f N / W) once N >= W >= C (at most one per worker:
+// N / ((1 - f) N / C + f), which reaches the same at N = W), so the total
+// is 1 / ((1 - f) / C + f / W) whatever the slots per worker.
+double WorkRateCeiling(double cpu_fraction) {
+  return 1.0 / ((1.0 - cpu_fraction) / kComputeCapacity + cpu_fraction / kWorkers);
+}
+
+// The mean work of a request of the mix (seconds alone on the card).
+double MeanWork() {
+  double mean = 0;
+  for (const ModelSpec& m : kModels) {
+    mean += m.share * m.compute_seconds * (kWorkFactorMin + kWorkFactorMax) / 2;
+  }
+  return mean;
+}
+
+// Requests per second the card can complete for this mix at most.
+double Capacity(double cpu_fraction) { return WorkRateCeiling(cpu_fraction) / MeanWork(); }
 
 struct Arrival {
   double time;
@@ -261,13 +283,15 @@ struct Variant {
   // The card's memory (a bound on what memory costs: a card so large that
   // memory never binds leaves only compute).
   std::uint64_t card_bytes = kTotal;
+  // True: every class starts with one measurement of each kind (full on a
+  // fresh worker, warm), as a profile directory kept from an earlier run.
+  bool profiles_known = false;
 };
 
 struct Result {
   Policy policy = Policy::kOracle;
   int arrivals = 0;
   int completed = 0;
-  int completed_after_warmup = 0;
   int ooms = 0;
   int rejected = 0;  // 503: queue full, queue timeout, the proposal's check, or a worker recycled under it
   int pending = 0;   // queued or running at the end
@@ -407,6 +431,12 @@ class Simulation {
             kAppId, "v1", std::string("{\"model\":\"") + kModels[m].name + "\"}"));
       }
       options_.headroom_bytes = kClamsHeadroom;
+      for (int m = 0; store_ && variant.profiles_known && m < kModelCount; ++m) {
+        const vram::RequestClass& c = classes_[static_cast<std::size_t>(m)];
+        const double ms = kModels[m].compute_seconds * 1000;
+        store_->Record(c, {}, kContextBytes + Declared(m), false, ms, "Simulated 24 GiB").IgnoreError();
+        store_->Record(c, {}, Activations(m), true, ms, "Simulated 24 GiB").IgnoreError();
+      }
     }
   }
 
@@ -755,7 +785,6 @@ class Simulation {
       w.last_used = now_;
       ++result_.completed;
       const Arrival& a = arrivals_[static_cast<std::size_t>(r.request)];
-      if (a.time >= kWarmupSeconds) ++result_.completed_after_warmup;
       result_.latencies.push_back(now_ - a.time);
       result_.work_completed += a.work;
       // The server learns only from a request that ran alone on its worker:
@@ -1191,9 +1220,9 @@ struct Target {
   bool pass;
 };
 
-// One comparison: the capacity pilot, the six policies on one arrival
-// sequence at kOverload x capacity, and (c) and (e) on another at
-// kLightLoad x capacity.
+// One comparison: the six policies on one arrival sequence at kOverload x
+// capacity, the variants of (e) on the same sequence, and (c) and (e) on
+// another at kLightLoad x capacity.
 struct Comparison {
   double capacity = 0;
   double rate = 0;
@@ -1202,16 +1231,50 @@ struct Comparison {
   double light_rate = 0;
   std::size_t light_arrivals = 0;
   std::vector<Result> light;  // (c), (e)
+  std::vector<Result> variants;  // by VariantRow, on the same arrivals as `results`
 };
+
+// Variants of (e) on the main arrivals that isolate one cost each.
+enum VariantRow {
+  kUnsharedCpu,   // a worker's requests do not share its CPU
+  kExact,         // Decide() sees each request's exact outstanding memory
+  kLearned,       // (e) starts with every class measured (full and warm)
+  kLearnedExact,  // both
+  kBigClams,      // (c) on a card whose memory never binds
+  kBigThreads,    // (e) on that card
+};
+
+std::vector<Result> RunVariants(const std::vector<Arrival>& arrivals, double horizon,
+                                const std::filesystem::path& root, double cpu_fraction) {
+  // A card so large that memory never binds: only compute and CPU remain.
+  constexpr std::uint64_t kUnboundedCard = 1024 * kGiB;
+  std::vector<Result> out;
+  out.push_back(Simulation(Policy::kClamsThreads, arrivals, horizon, root / "cpu", cpu_fraction,
+                           {.cpu_shared = false})
+                    .Run());
+  out.push_back(Simulation(Policy::kClamsThreads, arrivals, horizon, root / "exact", cpu_fraction,
+                           {.exact_attribution = true})
+                    .Run());
+  // What learning only from requests alone on their worker costs: every
+  // class measured beforehand (a profile directory kept from an earlier run).
+  for (bool exact : {false, true}) {
+    out.push_back(Simulation(Policy::kClamsThreads, arrivals, horizon,
+                             root / (exact ? "learned-exact" : "learned"), cpu_fraction,
+                             {.exact_attribution = exact, .profiles_known = true})
+                      .Run());
+  }
+  for (Policy p : {Policy::kClamsCpp, Policy::kClamsThreads}) {
+    out.push_back(Simulation(p, arrivals, horizon, root / "big" / PolicyName(p), cpu_fraction,
+                             {.card_bytes = kUnboundedCard})
+                      .Run());
+  }
+  return out;
+}
 
 Comparison Compare(std::uint64_t seed, double horizon, const std::filesystem::path& profile_root,
                    double cpu_fraction) {
   Comparison c;
-  // Capacity: the oracle's throughput when saturated.
-  const std::vector<Arrival> pilot = MakeArrivals(kPilotRate, horizon, seed ^ 0x9e3779b97f4a7c15u);
-  const Result saturated =
-      Simulation(Policy::kOracle, pilot, horizon, profile_root, cpu_fraction).Run();
-  c.capacity = saturated.completed_after_warmup / (horizon - kWarmupSeconds);
+  c.capacity = Capacity(cpu_fraction);
   c.rate = kOverload * c.capacity;
   const std::vector<Arrival> arrivals = MakeArrivals(c.rate, horizon, seed);
   c.arrivals = arrivals.size();
@@ -1220,6 +1283,7 @@ Comparison Compare(std::uint64_t seed, double horizon, const std::filesystem::pa
     c.results.push_back(
         Simulation(p, arrivals, horizon, root / PolicyName(p), cpu_fraction).Run());
   }
+  c.variants = RunVariants(arrivals, horizon, root / "variants", cpu_fraction);
   c.light_rate = kLightLoad * c.capacity;
   const std::vector<Arrival> light = MakeArrivals(c.light_rate, horizon, seed);
   c.light_arrivals = light.size();
@@ -1245,15 +1309,6 @@ void PrintHeader() {
 }
 
 // Where (c)'s and (e)'s memory goes, time averages after the warm-up.
-// The most work per second the card and the workers' cores can do: with N
-// computing requests spread evenly over the workers, each progresses at
-// 1 / ((1 - f) N / C + f N / W) once N >= W >= C (at most one per worker:
-// N / ((1 - f) N / C + f), which reaches the same at N = W), so the total
-// is 1 / ((1 - f) / C + f / W) whatever the slots per worker.
-double WorkRateCeiling(double cpu_fraction) {
-  return 1.0 / ((1.0 - cpu_fraction) / kComputeCapacity + cpu_fraction / kWorkers);
-}
-
 void PrintDiagnostics(const Result& r, double cpu_fraction) {
   std::printf(
       "%-17s running %.1f (computing %.1f); work done %.2f s/s = %.0f%% of the ceiling %.2f; "
@@ -1325,40 +1380,6 @@ int main(int argc, char** argv) {
   const std::filesystem::path profile_root = dir_template;
   const auto wall_start = std::chrono::steady_clock::now();
   const Comparison main_run = Compare(seed, horizon, profile_root, cpu_fraction);
-  // Diagnostics of (e) on the main run's arrivals: what sharing a worker's
-  // CPU costs, and what the ledger's shared-growth attribution costs.
-  const std::vector<Arrival> main_arrivals = MakeArrivals(main_run.rate, horizon, seed);
-  const Result unshared_cpu =
-      Simulation(Policy::kClamsThreads, main_arrivals, horizon, profile_root / "variant-cpu",
-                 cpu_fraction, {.cpu_shared = false})
-          .Run();
-  const Result exact_attribution =
-      Simulation(Policy::kClamsThreads, main_arrivals, horizon, profile_root / "variant-exact",
-                 cpu_fraction, {.exact_attribution = true})
-          .Run();
-  // And what memory costs at all: the same arrivals on a card that never
-  // runs out of memory (compute and CPU as before).
-  constexpr std::uint64_t kUnboundedCard = 1024 * kGiB;
-  const Result big_c = Simulation(Policy::kClamsCpp, main_arrivals, horizon,
-                                  profile_root / "variant-big-c", cpu_fraction,
-                                  {.card_bytes = kUnboundedCard})
-                           .Run();
-  const Result big_e = Simulation(Policy::kClamsThreads, main_arrivals, horizon,
-                                  profile_root / "variant-big-e", cpu_fraction,
-                                  {.card_bytes = kUnboundedCard})
-                           .Run();
-  // And what learning only from requests alone on their worker costs: (e)
-  // starting with the profiles (c) learned on the same arrivals (a server
-  // restarted with --threads 4 keeps its profile directory).
-  const std::filesystem::path learned_root = profile_root / "variant-learned";
-  Simulation(Policy::kClamsCpp, main_arrivals, horizon, learned_root, cpu_fraction).Run();
-  const Result learned =
-      Simulation(Policy::kClamsThreads, main_arrivals, horizon, learned_root, cpu_fraction).Run();
-  const std::filesystem::path both_root = profile_root / "variant-both";
-  Simulation(Policy::kClamsCpp, main_arrivals, horizon, both_root, cpu_fraction).Run();
-  const Result learned_exact = Simulation(Policy::kClamsThreads, main_arrivals, horizon, both_root,
-                                          cpu_fraction, {.exact_attribution = true})
-                                   .Run();
   std::vector<Comparison> others;
   for (int i = 1; i <= sweep; ++i) {
     others.push_back(Compare(static_cast<std::uint64_t>(i), horizon, profile_root, cpu_fraction));
@@ -1382,9 +1403,10 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(kContextBytes / kMiB), kWorkers, kComputeCapacity,
       cpu_fraction * 100);
   std::printf(
-      "  capacity (oracle, saturated) %.3f req/s; Poisson arrivals at %.3f req/s "
-      "(%.0fx) for %.0f s; seed %llu; %zu arrivals\n\n",
-      main_run.capacity, main_run.rate, kOverload, horizon, static_cast<unsigned long long>(seed),
+      "  capacity (the most the card completes for this mix: %.2f work-s/s over %.2f s per "
+      "request) %.3f req/s;\n  Poisson arrivals at %.3f req/s (%.0fx) for %.0f s; seed %llu; "
+      "%zu arrivals\n\n",
+      WorkRateCeiling(cpu_fraction), MeanWork(), main_run.capacity, main_run.rate, kOverload, horizon, static_cast<unsigned long long>(seed),
       main_run.arrivals);
   PrintHeader();
   for (const Result& r : main_run.results) PrintRow(r);
@@ -1409,30 +1431,27 @@ int main(int argc, char** argv) {
   std::printf(
       "(e) if a worker's requests did not share its CPU: completed %d (vs %d), p50 %.1f s, "
       "p99 %.1f s, util %.1f%%\n",
-      unshared_cpu.completed, threads.completed, unshared_cpu.p50_latency,
-      unshared_cpu.p99_latency, unshared_cpu.mean_util * 100);
+      main_run.variants[kUnsharedCpu].completed, threads.completed, main_run.variants[kUnsharedCpu].p50_latency,
+      main_run.variants[kUnsharedCpu].p99_latency, main_run.variants[kUnsharedCpu].mean_util * 100);
   std::printf(
       "(e) if Decide() saw each request's exact outstanding memory (no shared-growth "
       "attribution): completed %d (vs %d), util %.1f%%, OOMs %d\n",
-      exact_attribution.completed, threads.completed, exact_attribution.mean_util * 100,
-      exact_attribution.ooms);
+      main_run.variants[kExact].completed, threads.completed, main_run.variants[kExact].mean_util * 100,
+      main_run.variants[kExact].ooms);
   std::printf(
-      "(e) starting with the profiles (c) learned: completed %d, util %.1f%%, OOMs %d; and with "
-      "exact outstanding memory too: completed %d, util %.1f%%, OOMs %d\n",
-      learned.completed, learned.mean_util * 100, learned.ooms, learned_exact.completed,
-      learned_exact.mean_util * 100, learned_exact.ooms);
+      "(e) if every class was measured beforehand (full and warm): completed %d, util %.1f%%, "
+      "OOMs %d; and Decide() saw exact outstanding memory too: completed %d, util %.1f%%, OOMs "
+      "%d\n",
+      main_run.variants[kLearned].completed, main_run.variants[kLearned].mean_util * 100, main_run.variants[kLearned].ooms, main_run.variants[kLearnedExact].completed,
+      main_run.variants[kLearnedExact].mean_util * 100, main_run.variants[kLearnedExact].ooms);
   if (verbose) {
-    PrintDiagnostics(learned, cpu_fraction);
-    PrintDiagnostics(learned_exact, cpu_fraction);
-    PrintDiagnostics(exact_attribution, cpu_fraction);
-    PrintDiagnostics(unshared_cpu, cpu_fraction);
-    PrintDiagnostics(big_e, cpu_fraction);
+    for (const Result& r : main_run.variants) PrintDiagnostics(r, cpu_fraction);
   }
   std::printf(
       "on a card whose memory never binds: (c) completed %d, work done %.2f s/s; (e) completed "
       "%d, work done %.2f s/s (%.2fx (c) of the 24 GiB card)\n",
-      big_c.completed, big_c.mean_work_rate, big_e.completed, big_e.mean_work_rate,
-      Ratio(big_e.completed, clams.completed));
+      main_run.variants[kBigClams].completed, main_run.variants[kBigClams].mean_work_rate, main_run.variants[kBigThreads].completed, main_run.variants[kBigThreads].mean_work_rate,
+      Ratio(main_run.variants[kBigThreads].completed, clams.completed));
 
   const double decide_p99 = Percentile(clams.decide_us, 0.99);
   std::printf("\n(c) Decide() over the run: %zu calls, p50 %.2f us, p99 %.2f us, max %.2f us\n",
@@ -1491,6 +1510,34 @@ int main(int argc, char** argv) {
         "completed (e)/(c) min %.2f mean %.2f max %.2f (>= 1.5 in %d); p99 s mean %.0f\n",
         others.size(), sweep_threads_ooms, e_util.min, e_util.sum / n, e_util.max, e_util.pass,
         e_ratio.min, e_ratio.sum / n, e_ratio.max, e_ratio.pass, e_p99.sum / n);
+    // The variants of (e) on the same seeds: which cost holds it back.
+    const std::pair<VariantRow, const char*> variants[] = {
+        {kUnsharedCpu, "requests do not share their worker's CPU"},
+        {kExact, "Decide() sees exact outstanding memory"},
+        {kLearned, "every class was measured beforehand"},
+        {kLearnedExact, "both of the last two"},
+        {kBigThreads, "memory never binds"},
+    };
+    for (const auto& [row, words] : variants) {
+      Range util, ratio;
+      int ooms = 0;
+      for (const Comparison& c : others) {
+        const Result& v = c.variants[row];
+        ooms += v.ooms;
+        util.Add(v.mean_util * 100, v.mean_util >= kThreadsUtilisationTarget);
+        ratio.Add(Ratio(v.completed, c.results[kRowClams].completed),
+                  v.completed >= kThreadsCompletionTarget * c.results[kRowClams].completed);
+      }
+      if (row == kBigThreads) {
+        std::printf("  (e) if %-42s completed / (c) min %.2f mean %.2f max %.2f\n", words,
+                    ratio.min, ratio.sum / n, ratio.max);
+        continue;
+      }
+      std::printf(
+          "  (e) if %-42s util %% min %.1f mean %.1f (>= 85 in %d); completed / (c) min %.2f "
+          "mean %.2f max %.2f; OOMs %d\n",
+          words, util.min, util.sum / n, util.pass, ratio.min, ratio.sum / n, ratio.max, ooms);
+    }
     std::printf(
         "seeds 1..%zu at %.1fx, latency of all completed requests pooled: (c) p50 %.1f s p99 "
         "%.1f s; (e) p50 %.1f s p99 %.1f s\n",
@@ -1511,7 +1558,8 @@ int main(int argc, char** argv) {
                    clams.mean_util * 100),
        clams.mean_util >= kUtilisationTarget},
       {"(c) Decide() p99 < 100 us over the run", decide_p99 < kDecideP99TargetUs},
-      {fmt::format("(e) zero OOM (this run and {})", sweep_words),
+      {others.empty() ? std::string("(e) zero OOM")
+                      : fmt::format("(e) zero OOM (this run and {})", sweep_words),
        threads.ooms == 0 && sweep_threads_ooms == 0},
       {fmt::format("(e) completes >= 1.5x (c) ({} vs {}: {:.2f}x)", threads.completed,
                    clams.completed, Ratio(threads.completed, clams.completed)),
