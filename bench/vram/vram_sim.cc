@@ -286,6 +286,9 @@ struct Variant {
   // True: every class starts with one measurement of each kind (full on a
   // fresh worker, warm), as a profile directory kept from an earlier run.
   bool profiles_known = false;
+  // True: queued requests take the new estimate whenever a profile changes
+  // (the server fixes it at intake).
+  bool refresh_queued = false;
 };
 
 struct Result {
@@ -396,12 +399,16 @@ struct Running {
   bool warm = false;              // (c, e): dispatched as warm
   bool overlapped = false;        // another request ran on its worker meanwhile
   double dispatched = 0;
+  std::uint64_t baseline = 0;     // its worker's usage at dispatch (the sampler window's)
   vram::Reservation reservation;  // (c, e)
 };
 
+// A queued request's estimate and expected duration are fixed when it
+// arrives, as the server's intake fixes them (src/server/intake.cc).
 struct Queued {
   int request = 0;
   vram::Estimate estimate;
+  double expected_ms = 0;
   std::optional<double> head_since;  // when it became the blocked head (d)
 };
 
@@ -795,16 +802,35 @@ class Simulation {
             ->Record(classes_[static_cast<std::size_t>(r.model)], {}, r.allocated, r.warm,
                      (now_ - r.dispatched) * 1000, "Simulated 24 GiB")
             .IgnoreError();
-        profiles_changed = true;
         ++result_.learned;
+        profiles_changed = true;
+        // A cold success seeds the warm estimate while the class has no
+        // warm measurement: its growth less what its worker kept (the
+        // model), measured once the worker runs nothing
+        // (OutcomeLearner::OnSuccess and ProfileStore::SeedWarm on main).
+        if (!r.warm && w.running == 0 && w.Usage() >= r.baseline) {
+          const std::uint64_t kept = w.Usage() - r.baseline;
+          if (kept < r.allocated) SeedWarm(r.model, r.allocated - kept);
+        }
       }
       r.reservation.Release(w.Usage());
       if (w.running == 0) WorkerDone(w);
       running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
     }
-    if (profiles_changed) {
-      for (Queued& q : queue_) q.estimate = EstimateFor(arrivals_[q.request].model);
+    if (profiles_changed && variant_.refresh_queued) {
+      for (Queued& q : queue_) {
+        const int model = arrivals_[static_cast<std::size_t>(q.request)].model;
+        q.estimate = EstimateFor(model);
+        q.expected_ms = ExpectedMs(model);
+      }
     }
+  }
+
+  void SeedWarm(int model, std::uint64_t warm_bytes) {
+    std::optional<vram::Profile> p = store_->Get(classes_[static_cast<std::size_t>(model)].key);
+    if (!p || p->warm_samples > 0) return;
+    std::uint64_t& seed = seeded_warm_[static_cast<std::size_t>(model)];
+    seed = std::max(seed, warm_bytes);
   }
 
   // The class's mean duration from its profile (0: unknown).
@@ -818,6 +844,8 @@ class Simulation {
     if (!UsesDecide()) return {};
     std::optional<vram::Profile> p =
         store_ ? store_->Get(classes_[static_cast<std::size_t>(model)].key) : std::nullopt;
+    // The seed stays in warm_peak_bytes (a lower bound warm measurements raise).
+    if (p) p->warm_peak_bytes = std::max(p->warm_peak_bytes, seeded_warm_[static_cast<std::size_t>(model)]);
     return vram::ResolveEstimate(Declared(model), p ? &*p : nullptr, kEstGpuMemTypMb, total_);
   }
 
@@ -826,8 +854,8 @@ class Simulation {
       ++result_.rejected;  // 503: queue full
       return;
     }
-    queue_.push_back({request, EstimateFor(arrivals_[static_cast<std::size_t>(request)].model),
-                      std::nullopt});
+    const int model = arrivals_[static_cast<std::size_t>(request)].model;
+    queue_.push_back({request, EstimateFor(model), ExpectedMs(model), std::nullopt});
   }
 
   void Timeouts() {
@@ -857,6 +885,7 @@ class Simulation {
     r.need = need;
     r.warm = warm;
     r.dispatched = now_;
+    r.baseline = usage;
     r.eventual = ExactGrowth(w, model);
     // Requests sharing a worker cannot be measured one by one.
     if (w.running > 0) {
@@ -997,7 +1026,7 @@ class Simulation {
       r.class_key = classes_[static_cast<std::size_t>(model)].key;
       r.estimate = q.estimate;
       r.arrived = At(arrivals_[static_cast<std::size_t>(q.request)].time);
-      r.expected_ms = ExpectedMs(model);
+      r.expected_ms = q.expected_ms;
       queue.push_back(std::move(r));
     }
     std::vector<vram::WorkerSlot> workers;
@@ -1160,6 +1189,7 @@ class Simulation {
   // (c, e)
   std::unique_ptr<vram::ProfileStore> store_;
   std::vector<vram::RequestClass> classes_;
+  std::vector<std::uint64_t> seeded_warm_ = std::vector<std::uint64_t>(kModelCount, 0);
   vram::AdmissionOptions options_;
 };
 
@@ -1242,6 +1272,8 @@ enum VariantRow {
   kLearnedExact,  // both
   kBigClams,      // (c) on a card whose memory never binds
   kBigThreads,    // (e) on that card
+  kRefreshClams,  // (c) with queued estimates refreshed when a profile changes
+  kRefreshThreads,  // (e) with the same
 };
 
 std::vector<Result> RunVariants(const std::vector<Arrival>& arrivals, double horizon,
@@ -1266,6 +1298,11 @@ std::vector<Result> RunVariants(const std::vector<Arrival>& arrivals, double hor
   for (Policy p : {Policy::kClamsCpp, Policy::kClamsThreads}) {
     out.push_back(Simulation(p, arrivals, horizon, root / "big" / PolicyName(p), cpu_fraction,
                              {.card_bytes = kUnboundedCard})
+                      .Run());
+  }
+  for (Policy p : {Policy::kClamsCpp, Policy::kClamsThreads}) {
+    out.push_back(Simulation(p, arrivals, horizon, root / "refresh" / PolicyName(p), cpu_fraction,
+                             {.refresh_queued = true})
                       .Run());
   }
   return out;
@@ -1448,6 +1485,12 @@ int main(int argc, char** argv) {
     for (const Result& r : main_run.variants) PrintDiagnostics(r, cpu_fraction);
   }
   std::printf(
+      "if queued requests took the new estimate whenever a profile changes (the server fixes it "
+      "at intake): (c) completed %d, util %.1f%%, OOMs %d; (e) completed %d, util %.1f%%, OOMs %d\n",
+      main_run.variants[kRefreshClams].completed, main_run.variants[kRefreshClams].mean_util * 100,
+      main_run.variants[kRefreshClams].ooms, main_run.variants[kRefreshThreads].completed,
+      main_run.variants[kRefreshThreads].mean_util * 100, main_run.variants[kRefreshThreads].ooms);
+  std::printf(
       "on a card whose memory never binds: (c) completed %d, work done %.2f s/s; (e) completed "
       "%d, work done %.2f s/s (%.2fx (c) of the 24 GiB card)\n",
       main_run.variants[kBigClams].completed, main_run.variants[kBigClams].mean_work_rate, main_run.variants[kBigThreads].completed, main_run.variants[kBigThreads].mean_work_rate,
@@ -1516,6 +1559,7 @@ int main(int argc, char** argv) {
         {kExact, "Decide() sees exact outstanding memory"},
         {kLearned, "every class was measured beforehand"},
         {kLearnedExact, "both of the last two"},
+        {kRefreshThreads, "queued estimates were refreshed"},
         {kBigThreads, "memory never binds"},
     };
     for (const auto& [row, words] : variants) {
@@ -1538,6 +1582,15 @@ int main(int argc, char** argv) {
           "mean %.2f max %.2f; OOMs %d\n",
           words, util.min, util.sum / n, util.pass, ratio.min, ratio.sum / n, ratio.max, ooms);
     }
+    Range refreshed_c;
+    int refreshed_c_ooms = 0;
+    for (const Comparison& c : others) {
+      const Result& v = c.variants[kRefreshClams];
+      refreshed_c_ooms += v.ooms;
+      refreshed_c.Add(v.mean_util * 100, v.mean_util >= kUtilisationTarget);
+    }
+    std::printf("  (c) if queued estimates were refreshed     util %% min %.1f mean %.1f (>= 80 in %d); OOMs %d\n",
+                refreshed_c.min, refreshed_c.sum / n, refreshed_c.pass, refreshed_c_ooms);
     std::printf(
         "seeds 1..%zu at %.1fx, latency of all completed requests pooled: (c) p50 %.1f s p99 "
         "%.1f s; (e) p50 %.1f s p99 %.1f s\n",
