@@ -7,10 +7,12 @@
 //                     no admission: an allocation past capacity is a CUDA OOM
 //                     that fails the request.
 //   (a') sdk-default  the Python SDK as it ships: the same 4 workers with
-//                     gunicorn's max_requests=1 and threads=2. A worker process
-//                     takes up to 2 requests (both threads, sharing its model
-//                     copy) and is replaced once they are done, so every process
-//                     pays its start, a CUDA context and its model loads. No
+//                     gunicorn's max_requests=1 and threads=2. Gunicorn counts
+//                     a request when it starts handling it, so a worker
+//                     process takes the requests waiting when it is ready (up
+//                     to its 2 threads, sharing its model copy), then no more,
+//                     and is replaced once they are done: every process pays
+//                     its start, a CUDA context and its model loads. No
 //                     admission.
 //   (b)  py-proposal  the Python SDK proposal (seeds/vram-management-proposal.md):
 //                     (a)'s workers; before each request the worker checks the
@@ -21,9 +23,12 @@
 //   (c)  clams-cpp    this repository with --threads 1: the front's admission
 //                     with clams::vram::Decide() and clams::vram::Ledger on
 //                     estimates (declared, raised to measured profiles; warm
-//                     estimates once measured), warm preference, LRU eviction,
-//                     EASY backfilling; queue of at most 100, 300 s queue
-//                     timeout (then 503).
+//                     estimates once measured, or seeded by a cold success:
+//                     its growth less what its worker kept), warm preference,
+//                     LRU eviction, EASY backfilling; queue of at most 100,
+//                     300 s queue timeout (then 503). A queued request keeps
+//                     the estimate it arrived with, as the server's intake
+//                     fixes it.
 //   (d)  oracle       exact sizes and perfect knowledge of every allocation,
 //                     one request per worker: admits whenever the exact growth
 //                     fits, on the worker that needs least; same workers, queue
@@ -35,9 +40,19 @@
 //                     attribution; profiles learn only from requests that ran
 //                     alone on their worker, as the server does.
 //
+// Targets: (c) no OOM, >= 90 % of (d)'s completions, >= 80 % mean memory in
+// use, Decide() p99 < 100 us; (e) at 2x no OOM on any seed, >= 1.5x the
+// completions of (c), >= 85 % mean memory in use on every seed 1..10. When
+// one fails, the variants of (e) say what bounds it: its requests not
+// sharing their worker's CPU, Decide() seeing each request's exact
+// outstanding memory instead of the shared-growth attribution, every class
+// measured beforehand, queued estimates refreshed when a profile changes,
+// and a card whose memory never binds.
+//
 // The workload (same costs for every policy): model sizes of the vram-workload
 // app (DESIGN.md §7), activations 15 % of the weights held by each request
-// while it computes (freed when it ends), a CUDA context per worker process at
+// while it computes (returned to the device when it ends: the simulation has
+// no caching allocator), a CUDA context per worker process at
 // its first request, model loading from disk on a cache miss (once per worker:
 // a request for a model its worker is loading waits for that load).
 //
