@@ -4,7 +4,7 @@
 # target printed FAIL).
 set -euo pipefail
 if [[ $# -lt 1 ]]; then
-  echo "usage: $0 BUILD_DIR [--seed N] [--horizon SECONDS]" >&2
+  echo "usage: $0 BUILD_DIR [--seed N] [--horizon SECONDS] [--sweep SEEDS] [--cpu-fraction F] [--verbose]" >&2
   exit 2
 fi
 build_dir=$1

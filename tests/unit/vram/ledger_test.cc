@@ -2,7 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
 #include <utility>
+#include <vector>
 
 namespace clams::vram {
 namespace {
@@ -67,6 +73,113 @@ TEST(LedgerTest, GrowthIsSharedByTheRequestsOfAWorker) {
   Reservation c = ledger.Reserve(Entry(3, 7, 2 * kGiB), 15 * kGiB);
   ledger.ObserveUsage(7, 16 * kGiB);
   EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB);
+}
+
+TEST(LedgerTest, AFinishedRequestIsChargedItsNeedLessWhatItsWorkerGaveBack) {
+  // A worker holding a 10 GiB model runs two requests of 2 GiB each; both
+  // allocated 1.5 GiB, so 0.5 GiB each may still come.
+  Ledger ledger;
+  Reservation a = ledger.Reserve(Entry(1, 7, 2 * kGiB), 10 * kGiB);
+  Reservation b = ledger.Reserve(Entry(2, 7, 2 * kGiB), 10 * kGiB);
+  ledger.ObserveUsage(7, 13 * kGiB);
+  EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB);
+  // `a` ends and the worker gives its 1.5 GiB back: it left at most
+  // 2 - 1.5 = 0.5 GiB, so the base moves by 0.5 GiB and b keeps 1 GiB of
+  // growth (the reset to the whole usage reserved b's 2 GiB again).
+  a.Release(23 * kGiB / 2);
+  EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB);
+  for (const auto& f : ledger.Snapshot()) EXPECT_EQ(f.growth_bytes, 1 * kGiB);
+  ledger.ObserveUsage(7, 12 * kGiB);  // b allocates its last 0.5 GiB
+  EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB / 2);
+}
+
+TEST(LedgerTest, AFinishedRequestWhoseMemoryStaysIsChargedItsWholeNeed) {
+  // The same, but the allocator keeps a's freed blocks (nothing given back).
+  Ledger ledger;
+  Reservation a = ledger.Reserve(Entry(1, 7, 2 * kGiB), 10 * kGiB);
+  Reservation b = ledger.Reserve(Entry(2, 7, 2 * kGiB), 10 * kGiB);
+  ledger.ObserveUsage(7, 13 * kGiB);
+  a.Release(13 * kGiB);
+  // a may have left its whole 2 GiB: b is credited 13 - 10 - 2 = 1 GiB.
+  EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB);
+  // Without a usage at the end, the latest observation stands.
+  Reservation c = ledger.Reserve(Entry(3, 7, 2 * kGiB), 13 * kGiB);
+  EXPECT_EQ(ledger.Outstanding(0), 3 * kGiB);
+  b.Release();
+  // b is charged its 2 GiB: the base reaches the usage, c has no growth.
+  EXPECT_EQ(ledger.Outstanding(0), 2 * kGiB);
+}
+
+TEST(LedgerTest, ARequestThatAllocatedNothingYetIsChargedNothingItGaveBack) {
+  Ledger ledger;
+  Reservation a = ledger.Reserve(Entry(1, 7, 2 * kGiB), 10 * kGiB);
+  Reservation b = ledger.Reserve(Entry(2, 7, 3 * kGiB), 10 * kGiB);
+  ledger.ObserveUsage(7, 11 * kGiB);  // 1 GiB: a's or b's, unknown
+  a.Release(11 * kGiB);               // a may have left all of it
+  EXPECT_EQ(ledger.Outstanding(0), 3 * kGiB);
+}
+
+// The ledger's promise: while every request stays within its admitted need,
+// a worker's outstanding memory is never below what its running requests
+// can still make the device grow by (their needs less what they hold, less
+// the cached blocks they will reuse). Random requests on one worker, with an
+// allocator that returns freed memory to the device, one that keeps it, and
+// one that returns part of it; usage observed at random moments.
+TEST(LedgerTest, PropertyOutstandingCoversWhatRunningRequestsCanStillAllocate) {
+  constexpr int kRuns = 300;
+  constexpr int kSteps = 80;
+  constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+  constexpr std::uint64_t kModel = 6 * kGiB;
+  std::mt19937_64 rng(20250108);
+  for (int run = 0; run < kRuns; ++run) {
+    const int allocator = run % 3;  // 0: returns freed memory, 1: keeps it, 2: returns half
+    Ledger ledger;
+    struct Live {
+      std::uint64_t need = 0;
+      std::uint64_t held = 0;
+      Reservation reservation;
+    };
+    std::map<std::uint64_t, Live> live;
+    std::uint64_t next_id = 1;
+    std::uint64_t allocated = 0;  // held by live requests
+    std::uint64_t reserved = 0;   // what the device sees beyond the model (>= allocated)
+    auto usage = [&] { return kModel + reserved; };
+    for (int step = 0; step < kSteps; ++step) {
+      const int action = static_cast<int>(rng() % 4);
+      if (action == 0 && live.size() < 4) {
+        const std::uint64_t need = (1 + rng() % 16) * 128 * kMiB;
+        const std::uint64_t id = next_id++;
+        live[id].need = need;
+        live[id].reservation = ledger.Reserve(Entry(id, 1, need), usage());
+      } else if (action == 1 && !live.empty()) {
+        auto it = std::next(live.begin(), static_cast<std::ptrdiff_t>(rng() % live.size()));
+        const std::uint64_t room = it->second.need - it->second.held;
+        const std::uint64_t bytes = room == 0 ? 0 : (1 + rng() % 4) * room / 4;
+        it->second.held += bytes;
+        allocated += bytes;
+        reserved = std::max(reserved, allocated);  // the cache is reused first
+      } else if (action == 2 && !live.empty()) {
+        auto it = std::next(live.begin(), static_cast<std::ptrdiff_t>(rng() % live.size()));
+        allocated -= it->second.held;
+        if (allocator == 0) reserved = allocated;
+        if (allocator == 2) reserved = allocated + (reserved - allocated) / 2;
+        const bool report = rng() % 4 != 0;
+        if (report) {
+          it->second.reservation.Release(usage());
+        } else {
+          it->second.reservation.Release();
+        }
+        live.erase(it);
+      } else if (!live.empty()) {
+        ledger.ObserveUsage(1, usage());
+      }
+      std::uint64_t can_still = 0;
+      for (const auto& [id, l] : live) can_still += l.need - l.held;
+      const std::uint64_t cached = reserved - allocated;
+      const std::uint64_t device_growth = can_still > cached ? can_still - cached : 0;
+      ASSERT_GE(ledger.Outstanding(0), device_growth) << "run " << run << " step " << step;
+    }
+  }
 }
 
 TEST(LedgerTest, DevicesAndWorkersAreSeparate) {
