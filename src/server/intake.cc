@@ -188,21 +188,26 @@ std::unique_ptr<Job> Intake::Take(std::shared_ptr<const std::string> body, const
   if (!options_.gpus) return job;
   job->cls = vram::RequestClass::Make(md.identifier, md.app_version,
                                       CanonicalClassParameters(job->params, options_.class_params));
+  Reestimate(*job, devices);
+  return job;
+}
+
+void Intake::Reestimate(Job& job, const std::vector<vram::DeviceView>& devices) {
+  if (!options_.gpus) return;
   std::optional<std::uint64_t> declared;
   try {
-    declared = runner_.app().EstimateVram(job->params);
+    declared = runner_.app().EstimateVram(job.params);
   } catch (const std::exception& e) {
     CLAMS_LOG(kWarning, "App::EstimateVram threw: {}", e.what());
   }
   std::optional<vram::Profile> profile;
-  if (profiles_ != nullptr) profile = profiles_->Get(job->cls.key);
+  if (profiles_ != nullptr) profile = profiles_->Get(job.cls.key);
   std::uint64_t largest = 0;
   for (const auto& d : devices) largest = std::max(largest, d.total_bytes);
-  job->estimate = vram::ResolveEstimate(declared, profile ? &*profile : nullptr, md.est_gpu_mem_typ, largest,
-                                        options_.estimates);
-  job->has_estimate = true;
-  if (profile) job->expected_ms = profile->mean_duration_ms;
-  return job;
+  job.estimate = vram::ResolveEstimate(declared, profile ? &*profile : nullptr, runner_.metadata().est_gpu_mem_typ,
+                                       largest, options_.estimates);
+  job.has_estimate = true;
+  job.expected_ms = profile ? profile->mean_duration_ms : 0;
 }
 
 }  // namespace clams::server

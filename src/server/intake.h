@@ -68,6 +68,10 @@ class Intake {
   std::unique_ptr<Job> Take(std::shared_ptr<const std::string> body, const RawParams& query,
                             const std::vector<vram::DeviceView>& devices, RequestFailure* failure, RawParams* raw);
 
+  /// Resolves `job`'s estimate and expected duration again (a profile of
+  /// its class changed while it waited). No-op without GPUs.
+  void Reestimate(Job& job, const std::vector<vram::DeviceView>& devices);
+
   /// The memory-relevant parameters of a refined request in words
   /// ("model=large, beam=5"; "(no parameters)" when there are none).
   static std::string ClassLabel(const json::object& class_values);

@@ -517,6 +517,7 @@ HttpResponse Scheduler::AnswerFor(Job& job, ExecResult& result, const std::optio
       // the client retry.
       metrics_.Add("clams_oom_total", {});
       learner_.RecordOom(job, verdict, device_name);
+      RefreshQueued(job.cls.key);
       events_.Add({std::chrono::system_clock::now(), "oom", job.request_id, job.class_label, job.worker_id,
                    verdict.explanation});
       CLAMS_LOG(kWarning, "request {} on worker {} ({}): {}", job.request_id, job.worker_id, job.class_label,
@@ -539,6 +540,7 @@ HttpResponse Scheduler::AnswerFor(Job& job, ExecResult& result, const std::optio
   std::optional<std::uint64_t> usage_after;
   if (ran_on != nullptr && ran_on->running.empty() && sampler_ != nullptr) usage_after = sampler_->WorkerUsage(job.worker_id);
   learner_.OnSuccess(job, window, duration_ms, device_name, usage_after);
+  RefreshQueued(job.cls.key);
   if (WorkerRecord* w = registry_.Find(job.worker_id); w != nullptr && w->running.empty() && HasGpus()) {
     const std::uint64_t idle = sampler_->WorkerUsage(job.worker_id);
     if (learner_.Drifted(*w, job.warm, idle)) {
@@ -576,6 +578,17 @@ HttpResponse Scheduler::AnswerFor(Job& job, ExecResult& result, const std::optio
 }
 
 void Scheduler::Finish(std::uint64_t job_id) { jobs_.erase(job_id); }
+
+// Requests of a class whose profile just changed wait with its new estimate
+// (an estimate fixed at arrival keeps a first request's conservative guess
+// for every request queued behind it).
+void Scheduler::RefreshQueued(const std::string& class_key) {
+  if (!HasGpus() || queue_.empty()) return;
+  const auto devices = Devices();
+  for (Job* job : queue_.jobs()) {
+    if (job->cls.key == class_key) intake_.Reestimate(*job, devices);
+  }
+}
 
 bool Scheduler::Ready(std::string* why) const {
   auto say = [why](std::string text) {

@@ -135,6 +135,7 @@ class Scheduler {
   void OnClientGoneGrace(std::uint64_t job_id);
   void MaybeCancelGoneWork(int worker_id);
   void Finish(std::uint64_t job_id);
+  void RefreshQueued(const std::string& class_key);
   void ScheduleRecheck();
   void ScheduleFlush();
   void MaybeFinishDrain();

@@ -5,13 +5,6 @@
 #include <utility>
 
 namespace clams::vram {
-namespace {
-
-std::uint64_t SaturatingAdd(std::uint64_t a, std::uint64_t b) {
-  return b > UINT64_MAX - a ? UINT64_MAX : a + b;
-}
-
-}  // namespace
 
 Reservation::Reservation(Reservation&& other) noexcept
     : ledger_(other.ledger_), request_id_(other.request_id_), need_bytes_(other.need_bytes_) {
@@ -54,7 +47,6 @@ Reservation Ledger::Reserve(const InFlight& entry, std::uint64_t worker_usage_no
     w.usage = worker_usage_now;
   }
   ++w.running;
-  w.needs = SaturatingAdd(w.needs, e.need_bytes);
   Reservation r(this, e.request_id, e.need_bytes);
   holders_[e.request_id] = &r;  // updated by the move into the caller's object
   return r;
@@ -65,31 +57,16 @@ void Ledger::Release(Reservation* reservation, std::optional<std::uint64_t> work
   auto it = entries_.find(reservation->request_id_);
   if (it == entries_.end()) return;
   const int worker = it->second.worker_id;
-  const std::uint64_t need = it->second.need_bytes;
   entries_.erase(it);
   auto w = workers_.find(worker);
   if (w == workers_.end()) return;
-  WorkerState& state = w->second;
-  const std::uint64_t before = state.usage;  // the latest usage observed while it ran
-  const std::uint64_t needs_before = state.needs;
-  if (worker_usage_now) state.usage = *worker_usage_now;
-  state.needs = state.needs > need ? state.needs - need : 0;
-  if (--state.running == 0) {
+  if (worker_usage_now) w->second.usage = *worker_usage_now;
+  if (--w->second.running == 0) {
     workers_.erase(w);
-    return;
+  } else {
+    // What the finished request left allocated is not the others' progress.
+    w->second.base = w->second.usage;
   }
-  // What the finished request left allocated is not the others' progress:
-  // it is at most its need, less what the worker gave back as it ended.
-  // Growth past the needs of all the worker's requests means one of them
-  // exceeded its estimate: then nothing is attributed (a full reset).
-  const std::uint64_t growth_before = before > state.base ? before - state.base : 0;
-  if (growth_before > needs_before) {
-    state.base = state.usage;
-    return;
-  }
-  const std::uint64_t given_back = before > state.usage ? before - state.usage : 0;
-  const std::uint64_t left = need > given_back ? need - given_back : 0;
-  state.base = std::min(state.usage, SaturatingAdd(state.base, left));
 }
 
 void Ledger::ObserveUsage(int worker_id, std::uint64_t usage_bytes) {

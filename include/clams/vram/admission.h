@@ -17,10 +17,9 @@
 //     the same call.
 //   * outstanding(d) = sum over the workers w on d of
 //     max(0, sum of the needs of w's running requests - growth_w): a worker's
-//     measured growth is shared by its running requests (when one of several
-//     ends, the Ledger charges it its need less what the worker gave back,
-//     so memory a finished request left behind is not counted as progress
-//     of the others; see ledger.h).
+//     measured growth is shared by its running requests (the Ledger resets a
+//     worker's base when one of several requests ends, so this never counts
+//     memory a finished request left behind as progress of the others).
 //   * Placement: a worker that holds the class and has a free slot (fewest
 //     running, then most headroom), else an idle worker (the one holding the
 //     least memory on the device with the most headroom), else a busy worker

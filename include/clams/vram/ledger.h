@@ -10,23 +10,12 @@
 // requests, a base usage; the worker's growth is max(0, usage - base) and
 // is shared by its running requests: the worker's outstanding memory is
 // max(0, sum of their needs - growth). The base is the worker's usage when
-// its first running request was admitted. When one of several running
-// requests ends, what it left allocated (a caching allocator keeps freed
-// blocks; its model stays loaded) must not count as progress of the
-// others, and a process-level sample cannot say how much that is. It is
-// bounded by the request's need less what the worker gave back as it ended
-// (its latest observed usage minus its usage at the end), so the base moves
-// up by that much, never past the usage at the end:
-//   base = min(usage_end, base + max(0, need - (usage_before - usage_end)))
-// This never under-counts as long as each request allocates at most its
-// admitted need (the premise of admission) and the others do not return
-// memory to the device between the latest observation and the end (a
-// caching allocator keeps it; memory the others allocated meanwhile only
-// makes the charge larger). If the worker had grown past the needs of all
-// its requests, one of them exceeded its estimate and the base is reset to
-// the usage at the end (nothing is attributed). Without a usage at the
-// end, the latest observation is used (nothing given back: the whole need
-// is charged).
+// its first running request was admitted, and it is reset to the worker's
+// usage whenever one of several running requests ends: what the finished
+// request left allocated (a caching allocator keeps freed blocks) is then
+// never counted as progress of the others. The reset can only over-count
+// (memory the others already allocated is reserved again until they end),
+// never under-count.
 //
 // Example (loop thread):
 //
@@ -64,10 +53,8 @@ class Reservation {
   Reservation& operator=(const Reservation&) = delete;
   ~Reservation();
 
-  /// Releases the claim; `worker_usage_now` (if known) is the worker's
-  /// usage after the request ended, from which the base of the worker's
-  /// remaining requests moves (see the attribution above). No-op when
-  /// already released or empty.
+  /// Releases the claim; `worker_usage_now` (if known) becomes the base of
+  /// the worker's remaining requests. No-op when already released or empty.
   void Release(std::optional<std::uint64_t> worker_usage_now = std::nullopt);
 
   bool held() const { return ledger_ != nullptr; }
@@ -117,7 +104,6 @@ class Ledger {
     std::uint64_t base = 0;
     std::uint64_t usage = 0;
     std::size_t running = 0;
-    std::uint64_t needs = 0;  // sum of the needs of its running requests
   };
   void Release(Reservation* reservation, std::optional<std::uint64_t> worker_usage_now);
   void Disown(Reservation* reservation);

@@ -75,41 +75,6 @@ TEST(LedgerTest, GrowthIsSharedByTheRequestsOfAWorker) {
   EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB);
 }
 
-TEST(LedgerTest, AFinishedRequestIsChargedItsNeedLessWhatItsWorkerGaveBack) {
-  // A worker holding a 10 GiB model runs two requests of 2 GiB each; both
-  // allocated 1.5 GiB, so 0.5 GiB each may still come.
-  Ledger ledger;
-  Reservation a = ledger.Reserve(Entry(1, 7, 2 * kGiB), 10 * kGiB);
-  Reservation b = ledger.Reserve(Entry(2, 7, 2 * kGiB), 10 * kGiB);
-  ledger.ObserveUsage(7, 13 * kGiB);
-  EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB);
-  // `a` ends and the worker gives its 1.5 GiB back: it left at most
-  // 2 - 1.5 = 0.5 GiB, so the base moves by 0.5 GiB and b keeps 1 GiB of
-  // growth (the reset to the whole usage reserved b's 2 GiB again).
-  a.Release(23 * kGiB / 2);
-  EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB);
-  for (const auto& f : ledger.Snapshot()) EXPECT_EQ(f.growth_bytes, 1 * kGiB);
-  ledger.ObserveUsage(7, 12 * kGiB);  // b allocates its last 0.5 GiB
-  EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB / 2);
-}
-
-TEST(LedgerTest, AFinishedRequestWhoseMemoryStaysIsChargedItsWholeNeed) {
-  // The same, but the allocator keeps a's freed blocks (nothing given back).
-  Ledger ledger;
-  Reservation a = ledger.Reserve(Entry(1, 7, 2 * kGiB), 10 * kGiB);
-  Reservation b = ledger.Reserve(Entry(2, 7, 2 * kGiB), 10 * kGiB);
-  ledger.ObserveUsage(7, 13 * kGiB);
-  a.Release(13 * kGiB);
-  // a may have left its whole 2 GiB: b is credited 13 - 10 - 2 = 1 GiB.
-  EXPECT_EQ(ledger.Outstanding(0), 1 * kGiB);
-  // Without a usage at the end, the latest observation stands.
-  Reservation c = ledger.Reserve(Entry(3, 7, 2 * kGiB), 13 * kGiB);
-  EXPECT_EQ(ledger.Outstanding(0), 3 * kGiB);
-  b.Release();
-  // b is charged its 2 GiB: the base reaches the usage, c has no growth.
-  EXPECT_EQ(ledger.Outstanding(0), 2 * kGiB);
-}
-
 TEST(LedgerTest, ARequestThatAllocatedNothingYetIsChargedNothingItGaveBack) {
   Ledger ledger;
   Reservation a = ledger.Reserve(Entry(1, 7, 2 * kGiB), 10 * kGiB);
@@ -119,8 +84,8 @@ TEST(LedgerTest, ARequestThatAllocatedNothingYetIsChargedNothingItGaveBack) {
   EXPECT_EQ(ledger.Outstanding(0), 3 * kGiB);
 }
 
-// The ledger's promise: while every request stays within its admitted need,
-// a worker's outstanding memory is never below what its running requests
+// The ledger's promise: a worker's outstanding memory is never below what
+// its running requests
 // can still make the device grow by (their needs less what they hold, less
 // the cached blocks they will reuse). Random requests on one worker, with an
 // allocator that returns freed memory to the device, one that keeps it, and
