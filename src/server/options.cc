@@ -31,7 +31,9 @@ const std::vector<FlagInfo>& ServerFlagTable() {
       {"--profile-dir", "CLAMS_PROFILE_DIR, XDG_CACHE_HOME", "~/.cache/clams/memory_profiles",
        "Where measured memory profiles are kept (one subfolder per app)."},
       {"--request-timeout", "", "0", "Seconds a request may run before its worker is killed and a 504 returned (0: none)."},
-      {"--max-body-size", "", "1GiB", "Largest request body; larger ones get a 413."},
+      {"--max-body-size", "", "256MiB",
+       "Largest request body; larger ones get a 413 (a 6-hour pipeline's MMIF is ~50 MB; answers and the "
+       "worker's document tree are many times the body)."},
       {"--log-level", "CLAMS_LOGLEVEL", "info", "trace, debug, info, warning, error, critical or off."},
       {"--header-timeout", "", "30", "Seconds a client has to send the request headers."},
       {"--body-timeout", "", "300", "Seconds a client has to send the request body (a 408 after that)."},

@@ -15,7 +15,10 @@
 namespace clams::server {
 
 /// Defaults, with their reasons.
-inline constexpr std::uint64_t kDefaultMaxBodyBytes = 1ull << 30;  // 1 GiB: 6-hour pipelines are ~50 MB
+// 256 MiB: a 6-hour pipeline's MMIF is ~50 MB; a body's answer and the
+// worker's tree are many times its size (5 MB of text made a 229 MB answer
+// and a 1.1 GB worker), so 1 GiB let one request exhaust a host.
+inline constexpr std::uint64_t kDefaultMaxBodyBytes = 256ull << 20;
 inline constexpr double kDefaultQueueTimeoutSeconds = 300;         // DESIGN §7
 inline constexpr std::size_t kDefaultMaxQueue = 100;               // DESIGN §7
 inline constexpr double kDefaultGracefulTimeoutSeconds = 300;      // drain: let long GPU requests finish
@@ -37,7 +40,7 @@ struct ServerOptions {
   std::string vram_headroom;  ///< BYTES or PCT% (empty: none)
   std::string profile_dir;    ///< empty: from the environment (DESIGN §6)
   double request_timeout_seconds = 0;
-  std::string max_body_size = "1GiB";
+  std::string max_body_size = "256MiB";
   std::string log_level;  ///< empty: CLAMS_LOGLEVEL or info
   double header_timeout_seconds = 30;
   double body_timeout_seconds = 300;

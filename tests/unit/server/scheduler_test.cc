@@ -477,6 +477,35 @@ TEST_F(SchedulerTest, ThePythonAdapterGetsItsWorkersGrant) {
   executor_.Finish(Ok());
 }
 
+// Issue 10.9: a profile whose peak is absurd (2^64 - 1) must not make /ready
+// lie (the old unchecked cast to uint64 reported ready).
+TEST_F(SchedulerTest, Issue10AnAbsurdProfileMakesReadyFalseNotTrue) {
+  Make({}, /*gpus=*/true);
+  executor_.Up(1);
+  ASSERT_TRUE(profiles_->Record(vram::RequestClass::Make(runner_->metadata().identifier, "v1", "{\"model\":\"l\"}"),
+                                {}, UINT64_MAX, false, 1, "d")
+                  .ok());
+  std::string why;
+  EXPECT_FALSE(scheduler_->Ready(&why));
+  EXPECT_THAT(why, HasSubstr("no device has room for the smallest known request class"));
+}
+
+// Issue 10.8: the runtime object shows a client only what it needs.
+TEST_F(SchedulerTest, Issue10RuntimeHidesPidsAndParametersUnlessExposed) {
+  Make({}, /*gpus=*/true);
+  executor_.Up(1);
+  auto r = Submit("model=s");
+  executor_.Finish(Ok());
+  const std::string limited = mmif::WriteJson(scheduler_->Runtime(/*full=*/false));
+  EXPECT_EQ(limited.find("\"pid\""), std::string::npos) << limited;
+  EXPECT_EQ(limited.find("\"directory\""), std::string::npos);
+  EXPECT_EQ(limited.find("\"parameters\""), std::string::npos);
+  EXPECT_EQ(limited.find("\"classes\""), std::string::npos);
+  const std::string full = mmif::WriteJson(scheduler_->Runtime(/*full=*/true));
+  EXPECT_NE(full.find("\"pid\":1001"), std::string::npos) << full;
+  EXPECT_NE(full.find("\"directory\""), std::string::npos);
+}
+
 TEST_F(SchedulerTest, EveryAnswerCarriesTheVramHeader) {
   Make({}, /*gpus=*/true);
   executor_.Up(1);
