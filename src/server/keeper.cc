@@ -104,13 +104,16 @@ bool DrainSignals(int sfd) {
   return front_died;
 }
 
-// Kills the worker's process group and every descendant, reaps them, and
-// repeats until none is left or kSweepLimit passes. Records the worker's
+// Kills every descendant (the worker's process group first), reaps them,
+// and repeats until none is left or kSweepLimit passes. Records the worker's
 // status if it is reaped here.
 void Sweep(pid_t worker, int sfd, int* worker_status, bool* worker_done) {
   const std::int64_t deadline = NowMillis() + kSweepLimit.count();
   for (;;) {
-    ::kill(-worker, SIGKILL);
+    // The group at once while the worker is not reaped (its pid, the group's
+    // id, cannot be reused before); every descendant, members included, by
+    // /proc.
+    if (!*worker_done) ::kill(-worker, SIGKILL);
     KillDescendants();
     int status = 0;
     pid_t pid = 0;

@@ -381,7 +381,8 @@ void ProcessExecutor::Spawn(Worker& w) {
   }
   // Written by the child if the keeper cannot be executed (prepared here:
   // after fork only async-signal-safe calls).
-  const std::string exec_failed = keeper_name + ": cannot start the worker's keeper " + options_.keeper_executable + ": ";
+  const std::string exec_failed =
+      keeper_name + ": cannot start the worker's keeper " + options_.keeper_executable + ": ";
   const char* keeper_path = options_.keeper_executable.c_str();
   const bool external = External();
   const pid_t front = ::getpid();
@@ -475,7 +476,8 @@ void ProcessExecutor::ReadKeeperReport(Worker& w) {
 void ProcessExecutor::SendKill(Worker& w) {
   if (w.keeper <= 0 || w.channel_fd < 0) return;
   const char command = keeper::kKillCommand;
-  if (::send(w.channel_fd, &command, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+  const bool sent = ::send(w.channel_fd, &command, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
+  if (!sent && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     // It does not read its commands: end it the hard way (the worker dies
     // with it; the rest of the tree may not). Other errors: the keeper is
     // gone and its exit is on its way.
@@ -644,6 +646,9 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
   }
   const std::string how = DescribeExit(status);
   const int pid = w.pid;
+  const int keeper = w.keeper;
+  // For the log: the worker's pid, or its keeper's if it never reported one.
+  const std::string who = pid > 0 ? "pid " + std::to_string(pid) : "keeper pid " + std::to_string(keeper);
   const bool expected = w.stop_cause != KillCause::kNone;
   const KillCause cause = w.stop_cause;
   loop_.Cancel(w.ready_timer);
@@ -681,7 +686,7 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
                         ? "worker " + std::to_string(w.id) + " " + how + " while running the request"
                         : KilledText(w.id, cause);
     }
-    r.log_text = r.fate_text + " (pid " + std::to_string(pid) + ", " + how + ")";
+    r.log_text = r.fate_text + " (" + who + ", " + how + ")";
     ended.emplace_back(std::move(c.done), std::move(r));
     c.done = nullptr;
   }
@@ -691,14 +696,14 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
   w.keeper = 0;
   w.pid = 0;
   if (!expected) {
-    CLAMS_LOG(kError, "worker {} (pid {}) {}{}", w.id, pid, how, w.served ? "" : " before it served a request");
+    CLAMS_LOG(kError, "worker {} ({}) {}{}", w.id, who, how, w.served ? "" : " before it served a request");
     metrics_.Add("clams_worker_restarts_total", {{"reason", "crash"}});
     ++restarts_;
     // A worker that never served counts towards the crash-loop backoff;
     // one that served restarts at once.
     w.consecutive_failures = w.served ? 0 : w.consecutive_failures + 1;
   } else {
-    CLAMS_LOG(kInfo, "worker {} (pid {}) stopped ({}): {}", w.id, pid, KillCauseName(cause), how);
+    CLAMS_LOG(kInfo, "worker {} ({}) stopped ({}): {}", w.id, who, KillCauseName(cause), how);
     if (cause != KillCause::kShutdown) {
       metrics_.Add("clams_worker_restarts_total", {{"reason", std::string(KillCauseName(cause))}});
       ++restarts_;
@@ -711,6 +716,7 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
     e.kind = WorkerEvent::Kind::kExited;
     e.worker_id = w.id;
     e.pid = pid;
+    e.tree_pid = keeper;
     e.device = w.device;
     e.threads = options_.threads;
     e.include_children = true;
@@ -720,7 +726,8 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
   }
   for (auto& [done, r] : ended) done(std::move(r));
   if (shutting_down_) {
-    const bool all_gone = std::all_of(workers_.begin(), workers_.end(), [](const auto& x) { return x->keeper == 0; });
+    const bool all_gone =
+        std::all_of(workers_.begin(), workers_.end(), [](const auto& x) { return x->keeper == 0; });
     if (all_gone && shutdown_done_) {
       auto done = std::move(shutdown_done_);
       shutdown_done_ = nullptr;
@@ -762,7 +769,8 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
   if (request->timeout.count() > 0) {
     c.request_timer = loop_.After(request->timeout, [this, id, gen, slot] {
       Worker* s = Find(id);
-      if (s == nullptr || s->generation != gen || slot >= s->slots.size() || !s->slots[slot].done || s->keeper <= 0) {
+      if (s == nullptr || s->generation != gen || slot >= s->slots.size() || !s->slots[slot].done ||
+          s->keeper <= 0) {
         return;
       }
       CLAMS_LOG(kWarning, "worker {} (pid {}) exceeded --request-timeout: killing it", id, s->pid);

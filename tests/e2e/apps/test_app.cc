@@ -90,7 +90,8 @@ class TestApp : public clams::App {
     (void)m.AddParameter({.name = "mode",
                           .description = "What to do.",
                           .type = clams::ParamType::kString,
-                          .choices = {"ok", "throw", "status", "warn", "invalid", "crash", "hang", "oom", "sleep", "spawn"},
+                          .choices = {"ok", "throw", "status", "warn", "invalid", "crash", "hang", "oom", "sleep",
+                                      "spawn"},
                           .default_value = "ok"});
     (void)m.AddParameter({.name = "sleepMs", .description = "For mode=sleep.", .type = clams::ParamType::kInteger,
                           .default_value = 0});

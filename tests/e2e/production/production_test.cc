@@ -209,9 +209,9 @@ constexpr auto kTreeGoneWithin = std::chrono::seconds(2);
 std::unique_ptr<testing::ServerProcess> StartTestApp(const testing::TempDir& tmp, const std::string& workers,
                                                      std::vector<std::string> args = {}) {
   args.insert(args.begin(), {"--production", "--workers", workers});
-  auto server = std::make_unique<testing::ServerProcess>(testing::BuiltBinary("tests/e2e/apps/clams-test-app"), args,
-                                                         std::map<std::string, std::string>{
-                                                             {"CLAMS_PROFILE_DIR", (tmp.path() / "profiles").string()}});
+  const std::map<std::string, std::string> env = {{"CLAMS_PROFILE_DIR", (tmp.path() / "profiles").string()}};
+  auto server =
+      std::make_unique<testing::ServerProcess>(testing::BuiltBinary("tests/e2e/apps/clams-test-app"), args, env);
   EXPECT_TRUE(WaitReady(server->port())) << server->Log();
   EXPECT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(server->port(), std::stoul(workers)); },
                                std::chrono::seconds(30)))

@@ -228,7 +228,9 @@ TEST_F(ServeTest, Issue10NoProcessOfAFlaskReloaderTreeOrItsDaemonOutlivesAKilled
   // One request per worker at once (each serves one at a time, and both
   // fit on the card): each answer names its worker's daemon.
   std::vector<std::future<HttpResponse>> answers;
-  for (int i = 0; i < 2; ++i) answers.push_back(std::async(std::launch::async, [&] { return s.Post("?holdMs=500"); }));
+  for (int i = 0; i < 2; ++i) {
+    answers.push_back(std::async(std::launch::async, [&] { return s.Post("?holdMs=500"); }));
+  }
   std::set<pid_t> daemons;
   for (auto& a : answers) {
     HttpResponse r = a.get();
