@@ -29,8 +29,10 @@
 // Killing and reaping a tree is bounded by kSweepLimit (a process stuck in
 // the kernel cannot hold the keeper for ever).
 //
-// The keeper writes nothing except a line on stderr when CMD cannot be
-// executed ("ARGV0: cannot execute CMD: why"; it then exits with 127).
+// The keeper writes nothing but one line on stderr when it cannot do its
+// job: CMD cannot be executed ("ARGV0: cannot execute CMD: why", exit 127),
+// its command line cannot be read (exit kExitUsage), fork or signalfd fail
+// (exit 1).
 #ifndef CLAMS_SRC_SERVER_KEEPER_H_
 #define CLAMS_SRC_SERVER_KEEPER_H_
 
