@@ -55,10 +55,16 @@ struct WorkerEvent {
   };
   Kind kind = Kind::kStarted;
   int worker_id = 0;
+  /// The worker's process; 0 until known (a keeper reports it moments
+  /// after kStarted; kReady always carries it) and if it never started.
   int pid = 0;
+  /// The root of the worker's process tree, whose GPU memory is all the
+  /// worker's (its keeper, to which orphans of the tree are re-parented);
+  /// 0: `pid` is the root.
+  int tree_pid = 0;
   int device = -1;                ///< device index, -1 when there are no GPUs
   int threads = 1;                ///< requests it may run at once
-  bool include_children = false;  ///< count its whole process tree (external apps)
+  bool include_children = false;  ///< count the whole tree under the root
   KillCause cause = KillCause::kNone;
   std::string how;  ///< kExited: "exited with code 3", "was killed by signal 9 (SIGKILL)"
 };

@@ -14,6 +14,7 @@
 #include <deque>
 
 #include "clams/base/log.h"
+#include "server/keeper.h"
 
 extern char** environ;
 
@@ -28,6 +29,18 @@ constexpr std::chrono::milliseconds kExternalProbeTimeout{5000};
 constexpr std::string_view kReadyToken = "ready";
 // One read() of a worker's stderr pipe.
 constexpr std::size_t kStderrReadBytes = 4096;
+// Descriptors the keeper finds: native workers' ready pipe is fd 3 (the
+// worker's --clams-worker-ready-fd) and the channel fd 4; external workers'
+// stderr pipe is fd 2 and the channel fd 3.
+constexpr int kReadyFd = 3;
+constexpr int kNativeChannelFd = 4;
+constexpr int kExternalChannelFd = 3;
+// In the child before exec, descriptors are first moved at or above this
+// (above every target) so that no dup2() overwrites a source.
+constexpr int kScratchFd = 10;
+// The name of an external worker's keeper: also the prefix of the line it
+// writes when the command cannot be executed.
+constexpr char kExternalKeeperName[] = "clams serve";
 
 std::string SignalName(int sig) {
   switch (sig) {
@@ -65,13 +78,6 @@ int FreeLoopbackPort() {
   }
   ::close(fd);
   return port;
-}
-
-// Workers lead their own process group: signal the whole group, so that
-// processes an external app started go too.
-void KillTree(pid_t pid, int sig) {
-  if (pid <= 0) return;
-  if (::kill(-pid, sig) != 0) ::kill(pid, sig);
 }
 
 // A stderr line fit for one log line: control characters other than tab
@@ -154,7 +160,12 @@ struct Connection {
 struct ProcessExecutor::Worker {
   int id = 0;
   int device = -1;
+  // The keeper (our child; 0: none runs) and the worker under it (0 until
+  // the keeper reported it). A worker "runs" while its keeper does.
+  int keeper = 0;
   int pid = 0;
+  int channel_fd = -1;           // to the keeper: its report in, kill commands out
+  bool ready_on_report = false;  // ready before its pid was known
   std::uint64_t generation = 0;  // bumps at every spawn; stale callbacks compare it
   bool ready = false;
   std::string socket_path;
@@ -195,11 +206,13 @@ ProcessExecutor::ProcessExecutor(EventLoop& loop, Metrics& metrics, ProcessExecu
 }
 
 ProcessExecutor::~ProcessExecutor() {
+  // Keepers still running kill their workers' trees and exit.
+  for (auto& w : workers_) SendKill(*w);
   for (auto& w : workers_) {
-    if (w->pid > 0) {
-      KillTree(w->pid, SIGKILL);
+    if (w->channel_fd >= 0) ::close(w->channel_fd);
+    if (w->keeper > 0) {
       int status = 0;
-      ::waitpid(w->pid, &status, 0);
+      ::waitpid(w->keeper, &status, 0);
     }
     if (w->ready_fd >= 0) ::close(w->ready_fd);
     if (w->stderr_fd >= 0) ::close(w->stderr_fd);
@@ -228,9 +241,10 @@ void ProcessExecutor::Emit(const Worker& w, WorkerEvent::Kind kind, KillCause ca
   e.kind = kind;
   e.worker_id = w.id;
   e.pid = w.pid;
+  e.tree_pid = w.keeper;
   e.device = w.device;
   e.threads = options_.threads;
-  e.include_children = External();
+  e.include_children = true;
   e.cause = cause;
   e.how = std::move(how);
   on_event_(e);
@@ -285,8 +299,10 @@ Endpoint ProcessExecutor::EndpointOf(const Worker& w) const {
 void ProcessExecutor::Spawn(Worker& w) {
   w.generation++;
   w.ready = false;
+  w.ready_on_report = false;
   w.requests = 0;
   w.max_requests = DrawMaxRequests();
+  w.keeper = 0;
   w.pid = 0;
   w.stopping = false;
   w.stop_cause = KillCause::kNone;
@@ -298,26 +314,31 @@ void ProcessExecutor::Spawn(Worker& w) {
 
   // Everything the child needs is prepared before fork(): after it only
   // async-signal-safe calls are allowed (the front has other threads).
-  std::vector<std::string> args;
+  std::vector<std::string> command;
+  std::string keeper_name;
   if (External()) {
     w.port = FreeLoopbackPort();
     w.socket_path = (options_.socket_dir / ("app-" + std::to_string(w.id) + ".sock")).string();
     std::error_code ec;
     std::filesystem::remove(w.socket_path, ec);  // a previous copy's socket
     for (const auto& a : options_.external_command) {
-      args.push_back(Replace(Replace(a, "{port}", std::to_string(w.port)), "{socket}", w.socket_path));
+      command.push_back(Replace(Replace(a, "{port}", std::to_string(w.port)), "{socket}", w.socket_path));
     }
+    keeper_name = kExternalKeeperName;
   } else {
     w.socket_path =
         (options_.socket_dir / ("worker-" + std::to_string(w.id) + "-" + std::to_string(w.generation) + ".sock"))
             .string();
-    args.push_back(options_.executable);
-    args.insert(args.end(), options_.worker_args.begin(), options_.worker_args.end());
-    args.push_back("--clams-worker-socket");
-    args.push_back(w.socket_path);
-    args.push_back("--clams-worker-ready-fd");
-    args.push_back("3");
+    command.push_back(options_.executable);
+    command.insert(command.end(), options_.worker_args.begin(), options_.worker_args.end());
+    command.push_back("--clams-worker-socket");
+    command.push_back(w.socket_path);
+    command.push_back("--clams-worker-ready-fd");
+    command.push_back(std::to_string(kReadyFd));
+    keeper_name = options_.executable;
   }
+  const int channel_target = External() ? kExternalChannelFd : kNativeChannelFd;
+  std::vector<std::string> args = keeper::CommandLine(keeper_name, channel_target, command);
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string_view kv(*e);
@@ -346,61 +367,71 @@ void ProcessExecutor::Spawn(Worker& w) {
   envp.push_back(nullptr);
 
   // Native workers: a pipe for the ready handshake (fd 3). External ones:
-  // a pipe for their stderr.
+  // a pipe for their stderr. Both: the channel to the keeper, whose end in
+  // the front closes when the front dies, however it dies.
   int pipe_fds[2] = {-1, -1};
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+  int channel[2] = {-1, -1};
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0 || ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) != 0) {
     CLAMS_LOG(kError, "cannot create a pipe for worker {}: {}", w.id, std::strerror(errno));
+    for (int fd : {pipe_fds[0], pipe_fds[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
     ++w.consecutive_failures;
     ScheduleSpawn(w);
     return;
   }
-  // Written by the child if exec fails (prepared here: after fork only
-  // async-signal-safe calls).
-  const std::string exec_failed = "clams serve: cannot execute " + args[0] + ": ";
+  // Written by the child if the keeper cannot be executed (prepared here:
+  // after fork only async-signal-safe calls).
+  const std::string exec_failed =
+      keeper_name + ": cannot start the worker's keeper " + options_.keeper_executable + ": ";
+  const char* keeper_path = options_.keeper_executable.c_str();
+  const bool external = External();
   const pid_t front = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     CLAMS_LOG(kError, "cannot start worker {}: fork failed: {}", w.id, std::strerror(errno));
-    ::close(pipe_fds[0]);
-    ::close(pipe_fds[1]);
+    for (int fd : {pipe_fds[0], pipe_fds[1], channel[0], channel[1]}) ::close(fd);
     ++w.consecutive_failures;
     ScheduleSpawn(w);
     return;
   }
   if (pid == 0) {
-    // Child: die with the front, own process group (a terminal's Ctrl-C
-    // reaches only the front, which drains), clean fds, default signals.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != front) ::_exit(127);
+    // Child, soon the keeper: learns the front's death (kFrontDiedSignal,
+    // and EOF on the channel), own process group (a terminal's Ctrl-C
+    // reaches only the front, which drains), its descriptors at their
+    // places and no others, default signals.
+    ::prctl(PR_SET_PDEATHSIG, keeper::kFrontDiedSignal);
+    if (::getppid() != front) ::_exit(kExitCommandNotFound);
     ::setpgid(0, 0);
-    if (!External()) {
-      ::dup2(pipe_fds[1], 3);
-      ::close_range(4, ~0U, 0);
-    } else {
-      ::dup2(pipe_fds[1], STDERR_FILENO);
-      ::close_range(3, ~0U, 0);
-    }
+    const int pipe_end = ::fcntl(pipe_fds[1], F_DUPFD, kScratchFd);
+    const int channel_end = ::fcntl(channel[1], F_DUPFD, kScratchFd);
+    if (pipe_end < 0 || channel_end < 0) ::_exit(kExitCommandNotFound);
+    ::dup2(pipe_end, external ? STDERR_FILENO : kReadyFd);
+    ::dup2(channel_end, channel_target);
+    ::close_range(static_cast<unsigned>(channel_target) + 1, ~0U, 0);
     ::signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(argv[0], argv.data(), envp.data());
-    if (argv[0] != nullptr && std::strchr(argv[0], '/') == nullptr) ::execvpe(argv[0], argv.data(), envp.data());
-    if (External()) {
-      const char* why = ::strerrordesc_np(errno);
-      if (why == nullptr) why = "unknown error";
-      (void)!::write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
-      (void)!::write(STDERR_FILENO, why, std::strlen(why));
-      (void)!::write(STDERR_FILENO, "\n", 1);
-    }
+    ::execve(keeper_path, argv.data(), envp.data());
+    const char* why = ::strerrordesc_np(errno);
+    if (why == nullptr) why = "unknown error";
+    (void)!::write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
+    (void)!::write(STDERR_FILENO, why, std::strlen(why));
+    (void)!::write(STDERR_FILENO, "\n", 1);
     ::_exit(kExitCommandNotFound);
   }
-  w.pid = pid;
-  CLAMS_LOG(kInfo, "worker {} starting: pid {}{}", w.id, pid,
+  w.keeper = pid;
+  CLAMS_LOG(kInfo, "worker {} starting: keeper pid {}{}", w.id, pid,
             w.device >= 0 ? ", device " + std::to_string(w.device) : "");
   const int id = w.id;
   const std::uint64_t gen = w.generation;
   ::close(pipe_fds[1]);
+  ::close(channel[1]);
+  if (w.channel_fd >= 0) ::close(w.channel_fd);
+  w.channel_fd = channel[0];
+  ::fcntl(w.channel_fd, F_SETFL, ::fcntl(w.channel_fd, F_GETFL) | O_NONBLOCK);
+  loop_.WatchReadable(w.channel_fd, [this, id, gen] { OnKeeperReport(id, gen); });
   if (!External()) {
     w.ready_fd = pipe_fds[0];
     loop_.WatchReadable(w.ready_fd, [this, id, gen] { OnReadyPipe(id, gen); });
@@ -414,12 +445,46 @@ void ProcessExecutor::Spawn(Worker& w) {
   }
   w.ready_timer = loop_.After(options_.ready_timeout, [this, id, gen] {
     Worker* s = Find(id);
-    if (s == nullptr || s->generation != gen || s->ready || s->pid <= 0) return;
+    if (s == nullptr || s->generation != gen || s->ready || s->keeper <= 0) return;
     CLAMS_LOG(kError, "worker {} (pid {}) was not ready after {} s: killing it", id, s->pid,
               options_.ready_timeout.count() / 1000);
     KillNow(*s, KillCause::kReadyTimeout);
   });
+  // Its pid is not known yet (the keeper reports it); its tree's root is.
   Emit(w, WorkerEvent::Kind::kStarted);
+}
+
+void ProcessExecutor::OnKeeperReport(int worker_id, std::uint64_t generation) {
+  Worker* w = Find(worker_id);
+  if (w == nullptr || w->generation != generation) return;
+  ReadKeeperReport(*w);
+}
+
+// The keeper's one message: the worker's pid. A worker becomes ready only
+// once it is known (kReady carries it).
+void ProcessExecutor::ReadKeeperReport(Worker& w) {
+  if (w.pid > 0 || w.channel_fd < 0 || w.keeper <= 0) return;
+  std::int32_t pid = 0;
+  const ssize_t n = ::recv(w.channel_fd, &pid, sizeof(pid), MSG_DONTWAIT);
+  if (n != static_cast<ssize_t>(sizeof(pid)) || pid <= 0) return;  // EOF: the keeper ended; OnExit follows
+  w.pid = pid;
+  CLAMS_LOG(kInfo, "worker {} started: pid {} (keeper pid {})", w.id, w.pid, w.keeper);
+  if (w.ready_on_report) BecomeReady(w);
+}
+
+// Asks the keeper to SIGKILL the worker's tree (it then exits as the worker
+// did: killed by SIGKILL).
+void ProcessExecutor::SendKill(Worker& w) {
+  if (w.keeper <= 0 || w.channel_fd < 0) return;
+  const char command = keeper::kKillCommand;
+  const bool sent = ::send(w.channel_fd, &command, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
+  if (!sent && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    // It does not read its commands: end it the hard way (the worker dies
+    // with it; the rest of the tree may not). Other errors: the keeper is
+    // gone and its exit is on its way.
+    CLAMS_LOG(kWarning, "worker {}: the keeper (pid {}) does not take commands: killing it", w.id, w.keeper);
+    ::kill(w.keeper, SIGKILL);
+  }
 }
 
 void ProcessExecutor::ScheduleSpawn(Worker& w) {
@@ -431,6 +496,7 @@ void ProcessExecutor::ScheduleSpawn(Worker& w) {
     CLAMS_LOG(kError, "worker {} failed {} time(s) in a row without serving; next start in {:.1f} s (crash loop "
               "protection)", w.id, w.consecutive_failures, delay.count() / 1000.0);
   }
+  w.keeper = 0;
   w.pid = 0;
   const int id = w.id;
   w.spawn_timer = loop_.After(delay, [this, id] {
@@ -522,7 +588,7 @@ bool ProcessExecutor::GiveUp(Worker& w, int status) {
 
 void ProcessExecutor::PollExternalReady(int worker_id, std::uint64_t generation) {
   Worker* w = Find(worker_id);
-  if (w == nullptr || w->generation != generation || w->ready || w->pid <= 0) return;
+  if (w == nullptr || w->generation != generation || w->ready || w->keeper <= 0) return;
   auto conn = std::shared_ptr<HttpConnection>(HttpConnection::Create(loop_, EndpointOf(*w)));
   HttpRequest probe;
   probe.method = "GET";
@@ -532,7 +598,7 @@ void ProcessExecutor::PollExternalReady(int worker_id, std::uint64_t generation)
     if (s == nullptr || s->generation != generation) return;
     if (r.ok() && r->status == 200) {
       BecomeReady(*s);
-    } else if (!s->ready && s->pid > 0) {
+    } else if (!s->ready && s->keeper > 0) {
       loop_.After(kExternalReadyPoll, [this, worker_id, generation] { PollExternalReady(worker_id, generation); });
     }
   });
@@ -540,6 +606,11 @@ void ProcessExecutor::PollExternalReady(int worker_id, std::uint64_t generation)
 
 void ProcessExecutor::BecomeReady(Worker& w) {
   if (w.ready) return;
+  if (w.pid <= 0) {
+    // It answered before its keeper's report was read: ready on the report.
+    w.ready_on_report = true;
+    return;
+  }
   loop_.Cancel(w.ready_timer);
   w.ready = true;
   ever_ready_ = true;
@@ -558,7 +629,7 @@ void ProcessExecutor::Reap() {
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
     for (auto& w : workers_) {
-      if (w->pid == pid) {
+      if (w->keeper == pid) {
         OnExit(*w, status);
         break;
       }
@@ -566,9 +637,19 @@ void ProcessExecutor::Reap() {
   }
 }
 
+// `status` is the keeper's, which ends as its worker did.
 void ProcessExecutor::OnExit(Worker& w, int status) {
+  w.ready_on_report = false;
+  ReadKeeperReport(w);  // a report not read yet: the pid for the messages
+  if (w.channel_fd >= 0) {
+    ::close(w.channel_fd);
+    w.channel_fd = -1;
+  }
   const std::string how = DescribeExit(status);
   const int pid = w.pid;
+  const int keeper = w.keeper;
+  // For the log: the worker's pid, or its keeper's if it never reported one.
+  const std::string who = pid > 0 ? "pid " + std::to_string(pid) : "keeper pid " + std::to_string(keeper);
   const bool expected = w.stop_cause != KillCause::kNone;
   const KillCause cause = w.stop_cause;
   loop_.Cancel(w.ready_timer);
@@ -606,22 +687,24 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
                         ? "worker " + std::to_string(w.id) + " " + how + " while running the request"
                         : KilledText(w.id, cause);
     }
-    r.log_text = r.fate_text + " (pid " + std::to_string(pid) + ", " + how + ")";
+    r.log_text = r.fate_text + " (" + who + ", " + how + ")";
     ended.emplace_back(std::move(c.done), std::move(r));
     c.done = nullptr;
   }
   w.slots.clear();
   w.ready = false;
+  w.ready_on_report = false;
+  w.keeper = 0;
   w.pid = 0;
   if (!expected) {
-    CLAMS_LOG(kError, "worker {} (pid {}) {}{}", w.id, pid, how, w.served ? "" : " before it served a request");
+    CLAMS_LOG(kError, "worker {} ({}) {}{}", w.id, who, how, w.served ? "" : " before it served a request");
     metrics_.Add("clams_worker_restarts_total", {{"reason", "crash"}});
     ++restarts_;
     // A worker that never served counts towards the crash-loop backoff;
     // one that served restarts at once.
     w.consecutive_failures = w.served ? 0 : w.consecutive_failures + 1;
   } else {
-    CLAMS_LOG(kInfo, "worker {} (pid {}) stopped ({}): {}", w.id, pid, KillCauseName(cause), how);
+    CLAMS_LOG(kInfo, "worker {} ({}) stopped ({}): {}", w.id, who, KillCauseName(cause), how);
     if (cause != KillCause::kShutdown) {
       metrics_.Add("clams_worker_restarts_total", {{"reason", std::string(KillCauseName(cause))}});
       ++restarts_;
@@ -634,16 +717,18 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
     e.kind = WorkerEvent::Kind::kExited;
     e.worker_id = w.id;
     e.pid = pid;
+    e.tree_pid = keeper;
     e.device = w.device;
     e.threads = options_.threads;
-    e.include_children = External();
+    e.include_children = true;
     e.cause = cause;
     e.how = how;
     if (on_event_) on_event_(e);
   }
   for (auto& [done, r] : ended) done(std::move(r));
   if (shutting_down_) {
-    const bool all_gone = std::all_of(workers_.begin(), workers_.end(), [](const auto& x) { return x->pid == 0; });
+    const bool all_gone =
+        std::all_of(workers_.begin(), workers_.end(), [](const auto& x) { return x->keeper == 0; });
     if (all_gone && shutdown_done_) {
       auto done = std::move(shutdown_done_);
       shutdown_done_ = nullptr;
@@ -689,7 +774,8 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
   if (request->timeout.count() > 0) {
     c.request_timer = loop_.After(request->timeout, [this, id, gen, slot] {
       Worker* s = Find(id);
-      if (s == nullptr || s->generation != gen || slot >= s->slots.size() || !s->slots[slot].done || s->pid <= 0) {
+      if (s == nullptr || s->generation != gen || slot >= s->slots.size() || !s->slots[slot].done ||
+          s->keeper <= 0) {
         return;
       }
       CLAMS_LOG(kWarning, "worker {} (pid {}) exceeded --request-timeout: killing it", id, s->pid);
@@ -710,11 +796,11 @@ void ProcessExecutor::OnResponse(int worker_id, std::uint64_t generation, std::s
     // The worker is probably dying: wait for its exit status to say how;
     // kill it if it lingers.
     w->connection_error = response.status().message();
-    if (w->pid > 0 && w->lost_timer == 0) {
-      const int pid = w->pid;
-      w->lost_timer = loop_.After(kLostConnectionGrace, [this, worker_id, generation, pid] {
+    if (w->keeper > 0 && w->lost_timer == 0) {
+      const int keeper = w->keeper;
+      w->lost_timer = loop_.After(kLostConnectionGrace, [this, worker_id, generation, keeper] {
         Worker* s = Find(worker_id);
-        if (s != nullptr && s->generation == generation && s->pid == pid) {
+        if (s != nullptr && s->generation == generation && s->keeper == keeper) {
           s->lost_timer = 0;
           s->killed_after_loss = true;
           KillNow(*s, KillCause::kLostConnection);
@@ -744,7 +830,7 @@ void ProcessExecutor::OnResponse(int worker_id, std::uint64_t generation, std::s
 // Stops `w` gracefully once it runs nothing: at once if idle, else it takes
 // no new requests (kStopping) and stops after its last answer.
 void ProcessExecutor::Retire(Worker& w, KillCause cause) {
-  if (w.stopping || w.pid <= 0) return;
+  if (w.stopping || w.keeper <= 0) return;
   if (w.running() == 0) {
     Stop(w, cause);
     return;
@@ -755,31 +841,31 @@ void ProcessExecutor::Retire(Worker& w, KillCause cause) {
   }
 }
 
+// SIGTERM to the keeper, which forwards it to the worker's process group.
 void ProcessExecutor::Stop(Worker& w, KillCause cause) {
-  if (w.stopping || w.pid <= 0) return;
+  if (w.stopping || w.keeper <= 0) return;
   w.stopping = true;
   w.stop_cause = cause;
   loop_.Cancel(w.spawn_timer);
-  const int pid = w.pid;
-  KillTree(pid, SIGTERM);
+  ::kill(w.keeper, SIGTERM);
   const int id = w.id;
   const std::uint64_t gen = w.generation;
-  w.stop_timer = loop_.After(options_.stop_timeout, [this, id, gen, pid] {
+  w.stop_timer = loop_.After(options_.stop_timeout, [this, id, gen] {
     Worker* s = Find(id);
-    if (s != nullptr && s->generation == gen && s->pid == pid) {
-      CLAMS_LOG(kWarning, "worker {} (pid {}) did not stop after SIGTERM: killing it", id, pid);
-      KillTree(pid, SIGKILL);
+    if (s != nullptr && s->generation == gen && s->keeper > 0) {
+      CLAMS_LOG(kWarning, "worker {} (pid {}) did not stop after SIGTERM: killing it", id, s->pid);
+      SendKill(*s);
     }
   });
   Emit(w, WorkerEvent::Kind::kStopping, cause);
 }
 
 void ProcessExecutor::KillNow(Worker& w, KillCause cause) {
-  if (w.pid <= 0) return;
+  if (w.keeper <= 0) return;
   const bool announce = !w.stopping;
   w.stopping = true;
   if (w.stop_cause == KillCause::kNone || cause == KillCause::kRequestTimeout) w.stop_cause = cause;
-  KillTree(w.pid, SIGKILL);
+  SendKill(w);
   if (announce) Emit(w, WorkerEvent::Kind::kStopping, cause);
 }
 
@@ -791,7 +877,7 @@ void ProcessExecutor::Recycle(int worker_id, KillCause cause) {
 
 bool ProcessExecutor::Kill(int worker_id, KillCause cause) {
   Worker* w = Find(worker_id);
-  if (w == nullptr || w->pid <= 0) return false;
+  if (w == nullptr || w->keeper <= 0) return false;
   CLAMS_LOG(kInfo, "killing worker {} (pid {}): {}", w->id, w->pid, KillCauseName(cause));
   KillNow(*w, cause);
   return true;
@@ -868,7 +954,7 @@ void ProcessExecutor::Shutdown(std::function<void()> done) {
   bool any = false;
   for (auto& w : workers_) {
     loop_.Cancel(w->spawn_timer);
-    if (w->pid > 0) {
+    if (w->keeper > 0) {
       any = true;
       if (w->stopping) {
         w->stop_cause = KillCause::kShutdown;

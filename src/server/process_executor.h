@@ -16,6 +16,14 @@
 //   exit before any worker was ever ready (a fatal exit code, or
 //       give_up_after_failures in a row) -> on_give_up, no respawn
 //
+// Each worker runs under its own keeper (keeper.h), a small process the
+// front starts by re-executing keeper_executable: the keeper starts the
+// worker, reports its pid, forwards SIGTERM, kills the worker's whole
+// process tree on the front's kill command, when the worker ends and when
+// the front dies (even by SIGKILL), and exits as the worker did. The front
+// waits for keepers; the pids it reports are the workers'; the sampler
+// counts the GPU memory of the keeper's whole tree.
+//
 // External workers' stderr goes through a pipe: each line is logged and
 // the last kStderrTailLines are kept for messages about the worker's end.
 //
@@ -54,6 +62,10 @@ inline constexpr std::size_t kStderrLineMaxBytes = 4096;
 inline constexpr int kExitCommandNotFound = 127;
 
 struct ProcessExecutorOptions {
+  /// An executable that links clams::server, started as each worker's
+  /// keeper (keeper.h). The default is this program itself, even if its
+  /// file was replaced or deleted since it started.
+  std::string keeper_executable = "/proc/self/exe";
   /// Native workers: the executable re-executed in worker role and its
   /// extra arguments (--clams-worker-socket and -fd are added).
   std::string executable;
@@ -115,6 +127,9 @@ class ProcessExecutor : public Executor {
   struct Worker;
   void Spawn(Worker& w);
   void ScheduleSpawn(Worker& w);
+  void OnKeeperReport(int worker_id, std::uint64_t generation);
+  void ReadKeeperReport(Worker& w);
+  void SendKill(Worker& w);
   void OnReadyPipe(int worker_id, std::uint64_t generation);
   void OnStderr(int worker_id, std::uint64_t generation);
   void DrainStderr(Worker& w, bool worker_gone);

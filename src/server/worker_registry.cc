@@ -24,13 +24,15 @@ void WorkerRegistry::Apply(const WorkerEvent& event) {
   const auto now = std::chrono::steady_clock::now();
   switch (event.kind) {
     case WorkerEvent::Kind::kStarted:
-      if (w.pid != event.pid) {
+      if (w.pid != event.pid || w.tree_pid != event.tree_pid) {
         if (sampler_ != nullptr) {
           sampler_->UntrackWorker(w.id);
-          if (event.pid > 0) sampler_->TrackWorker(w.id, event.pid, std::max(event.device, 0), event.include_children);
+          const int root = event.tree_pid > 0 ? event.tree_pid : event.pid;
+          if (root > 0) sampler_->TrackWorker(w.id, root, std::max(event.device, 0), event.include_children);
         }
       }
       w.pid = event.pid;
+      w.tree_pid = event.tree_pid;
       w.state = vram::WorkerState::kStarting;
       w.started = now;
       w.last_used = now;
@@ -40,6 +42,7 @@ void WorkerRegistry::Apply(const WorkerEvent& event) {
       w.stopping = KillCause::kNone;
       break;
     case WorkerEvent::Kind::kReady:
+      if (event.pid > 0) w.pid = event.pid;
       w.state = vram::WorkerState::kIdle;
       w.last_used = now;
       Refresh(w);
@@ -52,6 +55,7 @@ void WorkerRegistry::Apply(const WorkerEvent& event) {
     case WorkerEvent::Kind::kExited:
       if (sampler_ != nullptr) sampler_->UntrackWorker(w.id);
       w.pid = 0;
+      w.tree_pid = 0;
       w.state = vram::WorkerState::kStarting;
       w.running.clear();
       w.classes.clear();

@@ -23,7 +23,8 @@ inline constexpr std::size_t kMaxHeldClasses = 32;
 
 struct WorkerRecord {
   int id = 0;
-  int pid = 0;  ///< 0 while no process runs
+  int pid = 0;       ///< 0 while no process runs (or its pid is not known yet)
+  int tree_pid = 0;  ///< the root of its process tree, as the sampler tracks it (0: pid)
   int device = -1;
   vram::WorkerState state = vram::WorkerState::kStarting;
   int threads = 1;

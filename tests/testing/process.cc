@@ -170,6 +170,91 @@ std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
 
 std::filesystem::path BuiltBinary(const std::string& relative) { return BinaryDir() / relative; }
 
+namespace {
+
+// Fields of /proc/PID/stat after the command name: state, parent pid and
+// start time. False if the process is gone.
+struct Stat {
+  char state = '?';
+  pid_t parent = 0;
+  unsigned long long start_time = 0;
+};
+
+std::optional<Stat> ReadStat(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // The command name may hold spaces and ')': the last ')' ends it.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(close + 1));
+  Stat st;
+  fields >> st.state >> st.parent;
+  // Fields 5 to 21 (pgrp ... itrealvalue), then 22: starttime.
+  std::string skip;
+  for (int i = 5; i <= 21; ++i) fields >> skip;
+  fields >> st.start_time;
+  if (!fields) return std::nullopt;
+  return st;
+}
+
+}  // namespace
+
+std::optional<ProcessId> FindProcess(pid_t pid) {
+  auto st = ReadStat(pid);
+  if (!st || st->state == 'Z' || st->state == 'X') return std::nullopt;
+  return ProcessId{pid, st->start_time};
+}
+
+bool StillRunning(const ProcessId& p) {
+  auto now = FindProcess(p.pid);
+  return now && now->start_time == p.start_time;
+}
+
+std::vector<ProcessId> ProcessTree(pid_t root) {
+  std::vector<ProcessId> tree;
+  auto top = FindProcess(root);
+  if (!top) return tree;
+  tree.push_back(*top);
+  std::vector<std::pair<ProcessId, pid_t>> all;  // (process, parent)
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    auto st = ReadStat(pid);
+    if (st && st->state != 'Z' && st->state != 'X') all.push_back({ProcessId{pid, st->start_time}, st->parent});
+  }
+  for (std::size_t i = 0; i < tree.size(); ++i) {
+    for (const auto& [p, parent] : all) {
+      if (parent == tree[i].pid) tree.push_back(p);
+    }
+  }
+  return tree;
+}
+
+std::string DescribeProcess(pid_t pid) {
+  std::string out = std::to_string(pid);
+  if (auto st = ReadStat(pid)) out += std::string(" (") + st->state + ")";
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string arg;
+  while (std::getline(in, arg, '\0')) out += " " + arg;
+  return out;
+}
+
+std::string StillRunningOf(const std::vector<ProcessId>& processes) {
+  std::string out;
+  for (const ProcessId& p : processes) {
+    if (StillRunning(p)) out += DescribeProcess(p.pid) + "\n";
+  }
+  return out;
+}
+
+void KillStillRunning(const std::vector<ProcessId>& processes) {
+  for (const ProcessId& p : processes) {
+    if (StillRunning(p)) ::kill(p.pid, SIGKILL);
+  }
+}
+
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {

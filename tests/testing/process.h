@@ -78,6 +78,28 @@ class ServerProcess {
   int port_ = 0;
 };
 
+/// A process as /proc shows it: the pid and the start time (clock ticks
+/// after boot), which tell it from a later process that reuses the pid.
+struct ProcessId {
+  pid_t pid = 0;
+  unsigned long long start_time = 0;
+};
+
+/// The process `pid` now; nullopt if there is none or only its zombie.
+std::optional<ProcessId> FindProcess(pid_t pid);
+/// True while `p` runs: same pid and start time, not a zombie.
+bool StillRunning(const ProcessId& p);
+/// `root` and every process below it (by parent pid in /proc), root first;
+/// empty if `root` is gone.
+std::vector<ProcessId> ProcessTree(pid_t root);
+/// "1234 (S) python3 app.py --port 4000", for messages.
+std::string DescribeProcess(pid_t pid);
+/// Those of `processes` that still run, one DescribeProcess line each; ""
+/// when none does.
+std::string StillRunningOf(const std::vector<ProcessId>& processes);
+/// SIGKILLs those of `processes` that still run (a test's cleanup).
+void KillStillRunning(const std::vector<ProcessId>& processes);
+
 /// Polls `condition` every 20 ms until it is true or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

@@ -9,9 +9,18 @@
 //   hang     sleeps forever
 //   oom      returns a CUDA-style out-of-memory error
 //   sleep    sleeps sleepMs, then ok
+//   spawn    ok, after starting two processes that outlive the request: a
+//            child in the worker's process group and a daemon (double fork,
+//            setsid) whose parent exits at once; their pids are the
+//            TimeFrame's properties "child" and "daemon"
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "clams/app/app.h"
@@ -22,6 +31,49 @@ namespace {
 
 namespace vocab = clams::mmif::vocab;
 namespace json = boost::json;
+
+// Processes started by mode=spawn end by themselves after this long if
+// nothing kills them.
+constexpr int kSpawnedSeconds = 300;
+
+struct Spawned {
+  pid_t child = -1;
+  pid_t daemon = -1;
+};
+
+// mode=spawn. The worker has threads: between fork and exec only
+// async-signal-safe calls.
+Spawned SpawnSleepers() {
+  std::string seconds = std::to_string(kSpawnedSeconds);
+  char sleep_name[] = "sleep";
+  char* argv[] = {sleep_name, seconds.data(), nullptr};
+  Spawned s;
+  s.child = ::fork();
+  if (s.child == 0) {
+    ::execv("/bin/sleep", argv);
+    ::_exit(127);
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return s;
+  const pid_t middle = ::fork();
+  if (middle == 0) {
+    ::setsid();
+    const pid_t daemon = ::fork();
+    if (daemon == 0) {
+      ::execv("/bin/sleep", argv);
+      ::_exit(127);
+    }
+    (void)!::write(fds[1], &daemon, sizeof(daemon));
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  if (middle > 0) {
+    if (::read(fds[0], &s.daemon, sizeof(s.daemon)) != static_cast<ssize_t>(sizeof(s.daemon))) s.daemon = -1;
+    ::waitpid(middle, nullptr, 0);
+  }
+  ::close(fds[0]);
+  return s;
+}
 
 class TestApp : public clams::App {
  public:
@@ -38,7 +90,8 @@ class TestApp : public clams::App {
     (void)m.AddParameter({.name = "mode",
                           .description = "What to do.",
                           .type = clams::ParamType::kString,
-                          .choices = {"ok", "throw", "status", "warn", "invalid", "crash", "hang", "oom", "sleep"},
+                          .choices = {"ok", "throw", "status", "warn", "invalid", "crash", "hang", "oom", "sleep",
+                                      "spawn"},
                           .default_value = "ok"});
     (void)m.AddParameter({.name = "sleepMs", .description = "For mode=sleep.", .type = clams::ParamType::kInteger,
                           .default_value = 0});
@@ -68,9 +121,14 @@ class TestApp : public clams::App {
     if (mode == "sleep") std::this_thread::sleep_for(std::chrono::milliseconds(params.GetInt("sleepMs")));
     clams::mmif::View view = mmif.NewView();
     view.NewContain(vocab::kTimeFrame, {{"timeUnit", "milliseconds"}});
-    view.NewAnnotation(vocab::kTimeFrame,
-                       {{"start", 10}, {"end", 99}, {"label", "speech"},
-                        {"documents", mmif.DocumentsByType(vocab::kTextDocument).size()}});
+    json::object properties{{"start", 10}, {"end", 99}, {"label", "speech"},
+                            {"documents", mmif.DocumentsByType(vocab::kTextDocument).size()}};
+    if (mode == "spawn") {
+      const Spawned spawned = SpawnSleepers();
+      properties["child"] = spawned.child;
+      properties["daemon"] = spawned.daemon;
+    }
+    view.NewAnnotation(vocab::kTimeFrame, std::move(properties));
     if (mode == "warn") {
       clams::Warn("threshold is high");
       clams::Warn("second warning");

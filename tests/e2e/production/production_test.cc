@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <iostream>
@@ -214,6 +215,90 @@ TEST_F(ProductionTest, RuntimeAndMetricsReportWhatHappened) {
   EXPECT_THAT(m, HasSubstr("clams_gpu_memory_total_bytes{device=\"0\",uuid=\"SIM-GPU-0\"} 25769803776"));
   EXPECT_THAT(m, HasSubstr("clams_workers{state=\"idle\"} 2"));
   EXPECT_THAT(m, HasSubstr("clams_gpu_accounting_per_process 1"));
+}
+
+// --- process lifetime (issue 10, item 6) ---------------------------------------------------
+
+// DESIGN.md §9: no process of a worker's tree outlives the front. How soon
+// after the front's (or the worker's) death nothing may be left.
+constexpr auto kTreeGoneWithin = std::chrono::seconds(2);
+
+// The native test app in production mode on `workers` workers.
+std::unique_ptr<testing::ServerProcess> StartTestApp(const testing::TempDir& tmp, const std::string& workers,
+                                                     std::vector<std::string> args = {}) {
+  args.insert(args.begin(), {"--production", "--workers", workers});
+  const std::map<std::string, std::string> env = {{"CLAMS_PROFILE_DIR", (tmp.path() / "profiles").string()}};
+  auto server =
+      std::make_unique<testing::ServerProcess>(testing::BuiltBinary("tests/e2e/apps/clams-test-app"), args, env);
+  EXPECT_TRUE(WaitReady(server->port())) << server->Log();
+  EXPECT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(server->port(), std::stoul(workers)); },
+                               std::chrono::seconds(30)))
+      << server->Log();
+  return server;
+}
+
+// mode=spawn on one worker: the pids of the child it left in its process
+// group and of the daemon (setsid, parent gone) it left outside.
+std::vector<pid_t> SpawnOnAWorker(int port) {
+  HttpResponse r = Call(port, "POST", "/?mode=spawn", TextMmif("hello"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  if (r.status != 200) return {};
+  KeepForSchemaCheck(r.body);
+  const json::value out = Json(r.body);
+  const auto& props = LastView(out).at("annotations").as_array()[0].at("properties");
+  std::vector<pid_t> pids = {static_cast<pid_t>(props.at("child").as_int64()),
+                             static_cast<pid_t>(props.at("daemon").as_int64())};
+  for (pid_t pid : pids) EXPECT_TRUE(testing::FindProcess(pid).has_value()) << pid;
+  return pids;
+}
+
+// `root`'s process tree now, plus `extra` (processes that left it).
+std::vector<testing::ProcessId> TreeAndOthers(pid_t root, const std::vector<pid_t>& extra) {
+  std::vector<testing::ProcessId> all = testing::ProcessTree(root);
+  for (pid_t pid : extra) {
+    auto p = testing::FindProcess(pid);
+    if (p && std::none_of(all.begin(), all.end(), [&](const testing::ProcessId& q) { return q.pid == pid; })) {
+      all.push_back(*p);
+    }
+  }
+  return all;
+}
+
+TEST_F(ProductionTest, Issue10NoProcessOfAWorkerTreeOutlivesAKilledFront) {
+  testing::TempDir tmp;
+  auto server = StartTestApp(tmp, "2");
+  const std::vector<pid_t> spawned = SpawnOnAWorker(server->port());
+  ASSERT_EQ(spawned.size(), 2u);
+  const std::vector<testing::ProcessId> processes = TreeAndOthers(server->process().pid(), spawned);
+  // The front, two workers, the child and the daemon (and the keepers).
+  ASSERT_GE(processes.size(), 5u);
+  ASSERT_TRUE(server->process().Signal(SIGKILL));
+  ASSERT_TRUE(server->process().Wait(std::chrono::seconds(10)).has_value());
+  const bool gone = testing::WaitFor([&] { return testing::StillRunningOf(processes).empty(); }, kTreeGoneWithin);
+  EXPECT_TRUE(gone) << "still running 2 s after the front was killed (SIGKILL):\n"
+                    << testing::StillRunningOf(processes);
+  testing::KillStillRunning(processes);
+}
+
+TEST_F(ProductionTest, Issue10AWorkerKilledForTheRequestTimeoutTakesItsWholeTree) {
+  testing::TempDir tmp;
+  auto server = StartTestApp(tmp, "1", {"--request-timeout", "1"});
+  const std::vector<pid_t> spawned = SpawnOnAWorker(server->port());
+  ASSERT_EQ(spawned.size(), 2u);
+  // The worker's tree: every process below the front, and the daemon.
+  std::vector<testing::ProcessId> processes = TreeAndOthers(server->process().pid(), spawned);
+  ASSERT_EQ(processes.front().pid, server->process().pid());
+  processes.erase(processes.begin());
+  HttpResponse hang = Call(server->port(), "POST", "/?mode=hang", TextMmif("hello"));
+  EXPECT_EQ(hang.status, 504);
+  const bool gone = testing::WaitFor([&] { return testing::StillRunningOf(processes).empty(); }, kTreeGoneWithin);
+  EXPECT_TRUE(gone) << "still running 2 s after the worker was killed:\n" << testing::StillRunningOf(processes);
+  testing::KillStillRunning(processes);
+  // The replacement serves.
+  ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(server->port(), 1); }, std::chrono::seconds(30)));
+  HttpResponse ok = Call(server->port(), "POST", "/", TextMmif("hello"));
+  EXPECT_EQ(ok.status, 200);
+  KeepForSchemaCheck(ok.body);
 }
 
 // --- admission control ----------------------------------------------------------------------

@@ -13,6 +13,14 @@ parameters); POST/PUT / adds one signed view with a TimeFrame. Parameters:
             first document's location (as an app that cannot open it does)
   crash     kill this process (SIGKILL) in the middle of the request
 Serves one request at a time (threaded=False), like a gunicorn sync worker.
+
+Options for the process lifetime tests:
+  --reloader  run under Werkzeug's reloader, as `flask run --debug` does: a
+              parent process that holds the listening socket and restarts
+              a child, which serves
+  --detach    at start, leave a daemon behind (double fork, setsid, stdio on
+              /dev/null, as daemons do); answers carry its pid as the
+              TimeFrame's property "detached"
 """
 import argparse
 import datetime
@@ -56,6 +64,32 @@ METADATA = {
 }
 
 app = Flask(__name__)
+# The daemon --detach started (0: none).
+DETACHED_PID = 0
+# A daemon ends by itself after this long if nothing kills it.
+DETACHED_SECONDS = 300
+
+
+def start_detached():
+    """Double-forks a daemon in its own session; returns its pid."""
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.close(read_end)
+        os.setsid()
+        daemon = os.fork()
+        if daemon == 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.execv("/bin/sleep", ["sleep", str(DETACHED_SECONDS)])
+        os.write(write_end, str(daemon).encode())
+        os._exit(0)
+    os.close(write_end)
+    pid = int(os.read(read_end, 32).decode())
+    os.close(read_end)
+    os.waitpid(middle, 0)
+    return pid
 
 
 def flag(name):
@@ -121,7 +155,8 @@ def annotate():
     vid = "v_%d" % len(views)
     views.append({"id": vid, "metadata": md, "annotations": [
         {"@type": "http://mmif.clams.ai/vocabulary/TimeFrame/v6",
-         "properties": {"id": vid + ":tf_1", "start": 0, "end": hold, "pid": os.getpid()}}]})
+         "properties": {"id": vid + ":tf_1", "start": 0, "end": hold, "pid": os.getpid(),
+                        "detached": DETACHED_PID}}]})
     return Response(json.dumps(mmif), mimetype="application/json")
 
 
@@ -129,11 +164,17 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int)
     parser.add_argument("--socket", help="listen on this Unix socket instead")
+    parser.add_argument("--reloader", action="store_true", help="run under Werkzeug's reloader")
+    parser.add_argument("--detach", action="store_true", help="leave a daemon behind at start")
     args = parser.parse_args()
     import logging
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # Under the reloader only the child serves (and detaches).
+    serving = not args.reloader or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+    if args.detach and serving:
+        DETACHED_PID = start_detached()
     if args.socket:
         from werkzeug.serving import run_simple
-        run_simple("unix://" + args.socket, 0, app, threaded=False)
+        run_simple("unix://" + args.socket, 0, app, threaded=False, use_reloader=args.reloader)
     else:
-        app.run(host="127.0.0.1", port=args.port, threaded=False)
+        app.run(host="127.0.0.1", port=args.port, threaded=False, use_reloader=args.reloader)

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <future>
 #include <iostream>
 #include <set>
@@ -29,18 +30,21 @@ std::string EmptyMmif() {
 
 class Served {
  public:
-  Served(const std::string& gpus, std::vector<std::string> args, bool unix_socket = false) {
+  /// `app_args` go to flask_app.py before its --port/--socket.
+  Served(const std::string& gpus, std::vector<std::string> args, bool unix_socket = false,
+         const std::vector<std::string>& app_args = {}) {
     const std::string clams = testing::BuiltBinary("src/cli/clams").string();
     env_ = {{"CLAMS_SIM_GPUS", gpus}, {"CLAMS_SIM_STATE", (tmp_.path() / "sim").string()},
             {"CLAMS_PROFILE_DIR", (tmp_.path() / "profiles").string()}, {"CLAMS_BIN", clams}};
     std::vector<std::string> argv = args;
     argv.push_back("--expose-runtime");  // the tests read worker pids
     for (const std::string& a : {std::string("--"), std::string("/usr/bin/python3"),
-                                 (testing::SourceDir() / "tests/e2e/serve/flask_app.py").string(),
-                                 std::string(unix_socket ? "--socket" : "--port"),
-                                 std::string(unix_socket ? "{socket}" : "{port}")}) {
+                                 (testing::SourceDir() / "tests/e2e/serve/flask_app.py").string()}) {
       argv.push_back(a);
     }
+    argv.insert(argv.end(), app_args.begin(), app_args.end());
+    argv.push_back(unix_socket ? "--socket" : "--port");
+    argv.push_back(unix_socket ? "{socket}" : "{port}");
     server_ = std::make_unique<testing::ServerProcess>(clams, argv, env_, std::chrono::seconds(60),
                                                        std::vector<std::string>{"serve"});
     EXPECT_TRUE(WaitReady(port(), std::chrono::seconds(60))) << server_->Log();
@@ -210,6 +214,47 @@ TEST_F(ServeTest, AppThatNeverAnswersFailsStartupWithAClearMessage) {
   auto usage = testing::RunProgram({testing::BuiltBinary("src/cli/clams").string(), "serve", "--", "/bin/true"});
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_THAT(usage.err, HasSubstr("{port}"));
+}
+
+// --- process lifetime (issue 10, item 6) ---------------------------------------------------
+
+// DESIGN.md §9: no process of a worker's tree outlives the front.
+constexpr auto kTreeGoneWithin = std::chrono::seconds(2);
+
+TEST_F(ServeTest, Issue10NoProcessOfAFlaskReloaderTreeOrItsDaemonOutlivesAKilledFront) {
+  // Each worker: Werkzeug's reloader (a parent holding the port) and the
+  // child that serves, which left a daemon in its own session at start.
+  Served s("24GiB", {"--workers", "2"}, /*unix_socket=*/false, {"--reloader", "--detach"});
+  // One request per worker at once (each serves one at a time, and both
+  // fit on the card): each answer names its worker's daemon.
+  std::vector<std::future<HttpResponse>> answers;
+  for (int i = 0; i < 2; ++i) {
+    answers.push_back(std::async(std::launch::async, [&] { return s.Post("?holdMs=500"); }));
+  }
+  std::set<pid_t> daemons;
+  for (auto& a : answers) {
+    HttpResponse r = a.get();
+    ASSERT_EQ(r.status, 200) << r.body;
+    daemons.insert(static_cast<pid_t>(
+        LastView(Json(r.body)).at("annotations").as_array()[0].at("properties").at("detached").as_int64()));
+  }
+  ASSERT_EQ(daemons.size(), 2u);
+  std::vector<testing::ProcessId> processes = testing::ProcessTree(s.server().process().pid());
+  for (pid_t pid : daemons) {
+    auto p = testing::FindProcess(pid);
+    ASSERT_TRUE(p.has_value()) << pid;
+    if (std::none_of(processes.begin(), processes.end(), [&](const auto& q) { return q.pid == pid; })) {
+      processes.push_back(*p);
+    }
+  }
+  // The front, two reloaders, two serving children, two daemons (and the keepers).
+  ASSERT_GE(processes.size(), 7u);
+  ASSERT_TRUE(s.server().process().Signal(SIGKILL));
+  ASSERT_TRUE(s.server().process().Wait(std::chrono::seconds(10)).has_value());
+  const bool gone = testing::WaitFor([&] { return testing::StillRunningOf(processes).empty(); }, kTreeGoneWithin);
+  EXPECT_TRUE(gone) << "still running 2 s after the front was killed (SIGKILL):\n"
+                    << testing::StillRunningOf(processes);
+  testing::KillStillRunning(processes);
 }
 
 // --- crash loops: a command that never answered is given up on within seconds (issue 10, item 7)
