@@ -1,6 +1,7 @@
 #include "server/event_loop.h"
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "clams/base/log.h"
@@ -79,7 +80,7 @@ void EventLoop::OnSignal(int signo, std::function<void()> fn) {
 
 void EventLoop::WatchReadable(int fd, std::function<void()> fn) {
   // Watch a duplicate so that closing it never touches the caller's fd.
-  int dup_fd = ::dup(fd);
+  int dup_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);  // never inherited by a child
   if (dup_fd < 0) {
     Post(std::move(fn));
     return;
