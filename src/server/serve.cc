@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -17,11 +18,13 @@
 #include "clams/gpu/probe.h"
 #include "clams/vram/vram.h"
 #include "server/event_loop.h"
+#include "server/file_limit.h"
 #include "server/front.h"
 #include "server/http_server.h"
 #include "server/in_process_executor.h"
 #include "server/metrics.h"
 #include "server/options.h"
+#include "server/private_dir.h"
 #include "server/process_executor.h"
 #include "server/scheduler.h"
 #include "server/worker_plan.h"
@@ -256,8 +259,21 @@ StatusOr<server::HttpServerOptions> HttpOptionsFromFlags(const ServerOptions& o)
   return ho;
 }
 
-std::filesystem::path SocketDir() {
-  return std::filesystem::temp_directory_path() / ("clams-" + std::to_string(::getpid()));
+// The private directory of the worker sockets (mode 0700, unpredictable
+// name), under $XDG_RUNTIME_DIR when set, else the temporary directory.
+StatusOr<server::PrivateDir> MakeSocketDir() {
+  auto dir = server::PrivateDir::Create(server::PrivateDirBase(Env("XDG_RUNTIME_DIR")));
+  if (!dir.ok()) return dir.status().WithContext("worker sockets");
+  CLAMS_LOG(kDebug, "worker sockets in {}", dir->path().string());
+  return dir;
+}
+
+// Process-wide set-up shared by both server commands.
+void PrepareServerProcess() {
+  ::signal(SIGPIPE, SIG_IGN);
+  if (auto limit = server::RaiseFileLimit(); !limit.ok()) {
+    CLAMS_LOG(kWarning, "cannot raise the open file limit: {}", limit.status().message());
+  }
 }
 
 // The part of a front that exists once the app's metadata is known: the
@@ -316,7 +332,7 @@ void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontP
 
 int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& workers_source,
               const std::string& port_file) {
-  ::signal(SIGPIPE, SIG_IGN);
+  PrepareServerProcess();
   server::EventLoop loop;
   const AppMetadata& md = runner.metadata();
   auto gpus_or = StartGpus(o.production);
@@ -330,8 +346,9 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
   server::DeclareServerMetrics(metrics);
 
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Declared before the executor: removed after the workers are gone.
+  std::optional<server::PrivateDir> socket_dir;
   std::unique_ptr<server::Executor> executor;
-  std::filesystem::path socket_dir;
   if (o.production) {
     server::WorkerPlan plan = server::PlanWorkers(gpus.devices, cores, md.est_gpu_mem_typ, o.workers, workers_source);
     CLAMS_LOG(kInfo, "{}", plan.reasoning);
@@ -346,8 +363,13 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     po.devices = gpus.devices;
     po.max_requests = o.max_requests;
     po.max_requests_jitter = o.max_requests_jitter;
-    socket_dir = SocketDir();
-    po.socket_dir = socket_dir;
+    auto dir = MakeSocketDir();
+    if (!dir.ok()) {
+      CLAMS_LOG(kCritical, "{}", dir.status().ToString());
+      return 1;
+    }
+    socket_dir.emplace(std::move(dir).value());
+    po.socket_dir = socket_dir->path();
     executor = std::make_unique<server::ProcessExecutor>(loop, metrics, std::move(po));
   } else {
     const int threads = o.workers > 0 ? o.workers : std::min(server::kDefaultDevelopmentThreads, 2 * cores + 1);
@@ -369,10 +391,6 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     return 1;
   }
   RunUntilStopped(loop, *executor, parts, o);
-  if (!socket_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(socket_dir, ec);
-  }
   CLAMS_LOG(kInfo, "stopped");
   return 0;
 }
@@ -476,7 +494,7 @@ int ServeExternal(int argc, char** argv) {
     std::cerr << so.status().message() << "\n";
     return 2;
   }
-  ::signal(SIGPIPE, SIG_IGN);
+  PrepareServerProcess();
   server::EventLoop loop;
   auto gpus_or = StartGpus(/*per_process_wanted=*/true);
   if (!gpus_or.ok()) {
@@ -494,7 +512,13 @@ int ServeExternal(int argc, char** argv) {
   po.devices = gpus.devices;
   po.max_requests = o.max_requests;
   po.max_requests_jitter = o.max_requests_jitter;
-  po.socket_dir = SocketDir();
+  // Declared before the executor: removed after the app processes are gone.
+  auto socket_dir = MakeSocketDir();
+  if (!socket_dir.ok()) {
+    CLAMS_LOG(kCritical, "{}", socket_dir.status().ToString());
+    return 1;
+  }
+  po.socket_dir = socket_dir->path();
   po.ready_timeout = Ms(startup_timeout);
   server::ProcessExecutor executor(loop, metrics, std::move(po));
 
@@ -580,8 +604,6 @@ int ServeExternal(int argc, char** argv) {
   });
   CLAMS_LOG(kInfo, "starting the app: {}", fmt::join(command, " "));
   RunUntilStopped(loop, executor, parts, o);
-  std::error_code ec;
-  std::filesystem::remove_all(SocketDir(), ec);
   CLAMS_LOG(kInfo, "stopped");
   return exit_code;
 }
