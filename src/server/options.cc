@@ -29,9 +29,14 @@ const std::vector<FlagInfo>& ServerFlagTable() {
       {"--request-timeout", "", "0", "Seconds a request may run before its worker is killed and a 504 returned (0: none)."},
       {"--max-body-size", "", "1GiB", "Largest request body; larger ones get a 413."},
       {"--log-level", "CLAMS_LOGLEVEL", "info", "trace, debug, info, warning, error, critical or off."},
-      {"--header-timeout", "", "30", "Seconds a client has to send the request headers."},
-      {"--body-timeout", "", "300", "Seconds a client has to send the request body (a 408 after that)."},
-      {"--idle-timeout", "", "75", "Seconds an idle keep-alive connection is kept open."},
+      {"--header-timeout", "", "30",
+       "Seconds a client has to send a request's headers: counted from the accept for a connection's first request, "
+       "from the request's first byte for every later one; past it the connection is closed."},
+      {"--body-timeout", "", "300",
+       "Seconds a client has to send a request's body, counted from the end of its headers; past it the answer is "
+       "a 408 and the connection is closed."},
+      {"--idle-timeout", "", "75",
+       "Seconds a keep-alive connection may wait between an answer and the first byte of the next request."},
       {"--graceful-timeout", "", "300",
        "On SIGTERM: seconds to let queued and running requests finish before the workers are stopped."},
       {"--backfill-window", "", "10",

@@ -309,6 +309,11 @@ Status StartFront(server::EventLoop& loop, AppRunner& runner, server::Executor& 
   return Status::Ok();
 }
 
+// How long the last answers of a drain may take to reach their clients
+// before the process exits anyway (a client that does not read its answer
+// must not hold the shutdown).
+constexpr std::chrono::seconds kFlushBeforeExit{5};
+
 // Signals and the loop: SIGTERM/SIGINT drain then stop (a second one stops
 // at once), SIGHUP replaces the workers.
 void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontParts& parts, const ServerOptions& o) {
@@ -321,7 +326,16 @@ void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontP
     }
     stopping = true;
     CLAMS_LOG(kInfo, "{}: draining", why);
-    parts.scheduler->Drain(Ms(o.graceful_timeout_seconds), [&] { executor.Shutdown([&] { loop.Stop(); }); });
+    // Answers from now on close their connections; when the scheduler and
+    // the workers are done, the HTTP server answers what still arrives with
+    // a 503 and flushes every answer before the loop stops.
+    if (parts.http) parts.http->BeginDrain();
+    parts.scheduler->Drain(Ms(o.graceful_timeout_seconds), [&] {
+      executor.Shutdown([&] {
+        if (!parts.http) return loop.Stop();
+        parts.http->Shutdown(kFlushBeforeExit, [&] { loop.Stop(); });
+      });
+    });
   };
   loop.OnSignal(SIGTERM, [&] { shutdown("SIGTERM"); });
   loop.OnSignal(SIGINT, [&] { shutdown("SIGINT"); });
