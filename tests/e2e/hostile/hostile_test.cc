@@ -32,7 +32,6 @@
 namespace clams::e2e {
 namespace {
 
-using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 namespace json = boost::json;
 
@@ -249,7 +248,9 @@ TEST_F(HostileTest, Issue10EnvelopeWith120kParameterNamesIs400QuicklyAndHealthSt
             << elapsed << " s; slowest GET /health meanwhile " << slowest_health << " s\n";
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
-  EXPECT_EQ(r.body, std::string(kPrefix) + "Too many envelope parameters: 120000 names, at most 1000 are accepted.");
+  // Compared whole, printed short (the old code echoed 120k parameters).
+  EXPECT_TRUE(r.body == std::string(kPrefix) + "Too many envelope parameters: 120000 names, at most 1000 are accepted.")
+      << r.body.substr(0, 300);
   // The old code took 10.7 s (quadratic); linear parsing takes milliseconds.
   constexpr double kBoundSeconds = 3;
   EXPECT_LT(elapsed, kBoundSeconds);
@@ -277,7 +278,8 @@ TEST_F(HostileTest, Issue10QueryWith15kParameterNamesIs400Quickly) {
             << " s; slowest GET /health meanwhile " << slowest_health << " s\n";
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
-  EXPECT_EQ(r.body, std::string(kPrefix) + "Too many query parameters: 15500 names, at most 1000 are accepted.");
+  EXPECT_TRUE(r.body == std::string(kPrefix) + "Too many query parameters: 15500 names, at most 1000 are accepted.")
+      << r.body.substr(0, 300);
   constexpr double kBoundSeconds = 1;
   EXPECT_LT(elapsed, kBoundSeconds);
 }
@@ -364,7 +366,7 @@ TEST_F(HostileTest, Issue10BadChunkSizesAre400) {
   }
 }
 
-TEST_F(HostileTest, Issue10HundredKilobyteHeaderIs431AndTheAnswerArrives) {
+TEST_F(HostileTest, HundredKilobyteHeaderIs431AndTheAnswerArrives) {
   ReadResult r = Exchange(port(), "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(100 * 1024, 'a') +
                                       "\r\n\r\n");
   EXPECT_EQ(r.end, End::kEof);
@@ -397,7 +399,7 @@ std::string Nested(std::size_t depth, char open, char close, const std::string& 
   return std::string(depth, open) + inner + std::string(depth, close);
 }
 
-TEST_F(HostileTest, Issue10HundredThousandDeepJsonIs400Everywhere) {
+TEST_F(HostileTest, HundredThousandDeepJsonIs400Everywhere) {
   constexpr std::size_t kDepth = 100000;
   std::string deep_object;
   for (std::size_t i = 0; i < kDepth; ++i) deep_object += "{\"a\":";
@@ -503,7 +505,7 @@ TEST(HostileFdTest, Issue10ConnectionFloodPastTheFileLimitDoesNotSpinAndServesAg
                            std::chrono::seconds(30),
                            {"-c", "ulimit -n " + std::to_string(kLimit) + " && exec \"$0\" \"$@\"", Splitter().string()});
   ASSERT_GT(s.port(), 0);
-  EXPECT_THAT(s.Log(), HasSubstr("open file limit: " + std::to_string(kLimit) + " (the hard limit)"));
+  EXPECT_NE(s.Log().find("open file limit: " + std::to_string(kLimit) + " (the hard limit)"), std::string::npos);
   std::vector<int> clients;
   for (int i = 0; i < kClients; ++i) {
     int fd = Connect(s.port());
@@ -525,8 +527,8 @@ TEST(HostileFdTest, Issue10ConnectionFloodPastTheFileLimitDoesNotSpinAndServesAg
             << " log line(s) about it\n";
   // The old code retried at once: a full core and ~150,000 lines a second.
   EXPECT_LT(cpu, 0.25 * wall);
-  EXPECT_LE(lines, 2u) << log.substr(0, 2000);
-  EXPECT_THAT(log, HasSubstr("connection(s) shed so far"));
+  EXPECT_LE(lines, 2u) << log.substr(0, 1000);
+  EXPECT_NE(log.find("connection(s) shed so far"), std::string::npos);
   for (int fd : clients) ::close(fd);
   // Once the clients are gone, the server serves again.
   EXPECT_TRUE(testing::WaitFor([&] { return HealthOk(s.port(), std::chrono::seconds(5)); }, std::chrono::seconds(20)));
@@ -702,7 +704,7 @@ TEST(HostileSocketDirTest, Issue10WorkerSocketsAreInAPrivateDirectoryNeverAPredi
 
 // --- the production worker path for deep JSON ------------------------------------------------
 
-TEST(HostileProductionTest, Issue10DeepJsonIs400FromAWorkerToo) {
+TEST(HostileProductionTest, DeepJsonIs400FromAWorkerToo) {
   testing::ServerProcess s(Splitter(), {"--production", "--workers", "1"});
   ASSERT_GT(s.port(), 0);
   ASSERT_TRUE(WaitReady(s.port()));
