@@ -77,10 +77,12 @@ $(FUZZ_BUILD)/build.ninja:
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCLAMS_BUILD_FUZZ=ON \
 	  -DCLAMS_BUILD_TESTS=OFF -DCLAMS_BUILD_BENCH=OFF -DCLAMS_BUILD_APPS=OFF -DCLAMS_INSTALL=OFF $(CMAKE_ARGS)
 
-# A short libFuzzer run of the MMIF parser and validator (FUZZ_SECONDS, default 30).
-# Only the fuzz target and what it links (base, mmif) are built.
+# A short libFuzzer run of every parser of network input: the MMIF parser and validator, the
+# query string and parameter refinement, request envelopes, the HTTP request parser
+# (tests/fuzz/). FUZZ_SECONDS (default 30) is the total, split evenly across the targets.
+# Only the fuzz targets and what they link are built.
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target mmif_fuzz
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target clams_fuzzers
 	./tests/fuzz/run.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-30}
 
 format:
