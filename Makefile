@@ -2,6 +2,7 @@
 # they install the Debian packages, configure, build, then run or test.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
@@ -10,7 +11,7 @@ PREFIX     ?= /usr/local
 DEMO       ?= tests/data/mmif/demo.json
 SAMPLE     ?= tests/data/mmif/bars-tones-slates.json
 
-.PHONY: all deps configure build run describe test bench asan fuzz install docs format clean
+.PHONY: all deps configure build run describe test bench asan tsan fuzz install docs format clean
 
 all: build
 
@@ -73,18 +74,37 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -LE nosan
 
+$(TSAN_BUILD)/build.ninja:
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCLAMS_TSAN=ON \
+	  -DCLAMS_BUILD_BENCH=OFF -DCLAMS_BUILD_APPS=ON -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" $(CMAKE_ARGS)
+
+# ThreadSanitizer build of the tests (tests labelled notsan are skipped). The servers and
+# workers the e2e tests start are TSan builds too: every process writes its reports under
+# $(TSAN_BUILD)/tsan-reports/ (halt_on_error stops it at the first), and the target fails if
+# any process, test or server, reported a race, even one the test itself did not notice.
+tsan: deps $(TSAN_BUILD)/build.ninja
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	rm -rf $(TSAN_BUILD)/tsan-reports && mkdir -p $(TSAN_BUILD)/tsan-reports
+	cd $(TSAN_BUILD) && \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$(CURDIR)/$(TSAN_BUILD)/tsan-reports/report \
+	  ctest --output-on-failure -j $(JOBS) -LE notsan
+	@if [ -n "$$(ls $(TSAN_BUILD)/tsan-reports)" ]; then cat $(TSAN_BUILD)/tsan-reports/*; \
+	  echo "make tsan: ThreadSanitizer reports above (in $(TSAN_BUILD)/tsan-reports/)"; exit 1; fi
+
 $(FUZZ_BUILD)/build.ninja:
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCLAMS_BUILD_FUZZ=ON \
 	  -DCLAMS_BUILD_TESTS=OFF -DCLAMS_BUILD_BENCH=OFF -DCLAMS_BUILD_APPS=OFF -DCLAMS_INSTALL=OFF $(CMAKE_ARGS)
 
-# A short libFuzzer run of the MMIF parser and validator (FUZZ_SECONDS, default 30).
-# Only the fuzz target and what it links (base, mmif) are built.
+# A short libFuzzer run of every parser of network input: the MMIF parser and validator, the
+# query string and parameter refinement, request envelopes, the HTTP request parser
+# (tests/fuzz/). FUZZ_SECONDS (default 30) is the total, split evenly across the targets.
+# Only the fuzz targets and what they link are built.
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target mmif_fuzz
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target clams_fuzzers
 	./tests/fuzz/run.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-30}
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -69,6 +69,11 @@ std::string UrlDecode(std::string_view s) {
   return out;
 }
 
+Status TooManyNames(std::string_view source, std::size_t count) {
+  return InvalidArgumentError("Too many " + std::string(source) + " parameters: " + std::to_string(count) +
+                              " names, at most " + std::to_string(kMaxParameterNames) + " are accepted.");
+}
+
 }  // namespace
 
 // --- RawParams ---------------------------------------------------------------
@@ -78,30 +83,26 @@ RawParams::RawParams(std::initializer_list<Entry> entries) {
 }
 
 void RawParams::Add(std::string_view name, std::string value) {
-  for (auto& e : entries_) {
-    if (e.first == name) {
-      e.second.push_back(std::move(value));
-      return;
-    }
+  if (auto it = index_.find(name); it != index_.end()) {
+    entries_[it->second].second.push_back(std::move(value));
+    return;
   }
+  index_.emplace(std::string(name), entries_.size());
   entries_.emplace_back(std::string(name), std::vector<std::string>{std::move(value)});
 }
 
 void RawParams::Set(std::string_view name, std::vector<std::string> values) {
-  for (auto& e : entries_) {
-    if (e.first == name) {
-      e.second = std::move(values);
-      return;
-    }
+  if (auto it = index_.find(name); it != index_.end()) {
+    entries_[it->second].second = std::move(values);
+    return;
   }
+  index_.emplace(std::string(name), entries_.size());
   entries_.emplace_back(std::string(name), std::move(values));
 }
 
 const std::vector<std::string>* RawParams::Find(std::string_view name) const {
-  for (const auto& e : entries_) {
-    if (e.first == name) return &e.second;
-  }
-  return nullptr;
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second].second;
 }
 
 void RawParams::MergeOverride(const RawParams& other) {
@@ -125,6 +126,9 @@ StatusOr<RawParams> RawParams::FromQuery(std::string_view query) {
     if (name.empty()) continue;
     out.Add(name, std::move(value));
   }
+  // Counted after the whole query is read, so the message gives the real
+  // count; the query string is bounded by the HTTP header limit.
+  if (out.size() > kMaxParameterNames) return TooManyNames("query", out.size());
   return out;
 }
 
@@ -132,6 +136,9 @@ StatusOr<RawParams> RawParams::FromEnvelope(const json::value& value) {
   if (!value.is_object()) {
     return InvalidArgumentError("\"parameters\" must be a JSON object, got " +
                                 std::string(PythonTypeName(value)));
+  }
+  if (value.get_object().size() > kMaxParameterNames) {
+    return TooManyNames("envelope", value.get_object().size());
   }
   RawParams out;
   for (const auto& kv : value.get_object()) {

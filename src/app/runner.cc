@@ -260,6 +260,15 @@ StatusOr<EnvelopeScan> ScanEnvelope(std::string_view body) {
     std::size_t key_end = SkipString(body, i);
     if (key_end == std::string_view::npos) return InvalidArgumentError("malformed JSON: unterminated key");
     std::string_view key = body.substr(i + 1, key_end - i - 2);
+    // A key written with escapes ("param\u0065ters") is the same key to a
+    // JSON parser, so it is decoded before the comparison.
+    std::string decoded;
+    if (key.find('\\') != std::string_view::npos) {
+      auto parsed = mmif::ParseJson(body.substr(i, key_end - i));
+      if (!parsed.ok() || !parsed->is_string()) return InvalidArgumentError("malformed JSON: bad key");
+      decoded = std::string(parsed->get_string());
+      key = decoded;
+    }
     i = SkipWs(body, key_end);
     if (i >= body.size() || body[i] != ':') return InvalidArgumentError("malformed JSON: expected ':'");
     std::size_t value_start = SkipWs(body, i + 1);

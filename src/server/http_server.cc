@@ -1,17 +1,22 @@
 // The only server-side translation unit that includes Boost.Beast.
 #include "server/http_server.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/version.hpp>
 #include <filesystem>
 #include <optional>
+#include <unordered_set>
 
 #include "clams/base/log.h"
+#include "clams/base/log_limiter.h"
 #include "server/asio_loop.h"
 
 namespace clams::server {
@@ -22,8 +27,139 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using local = net::local::stream_protocol;
+using Clock = std::chrono::steady_clock;
+using Parser = http::request_parser<http::string_body>;
 
 constexpr std::string_view kServerName = "clams-cpp";
+constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
+
+// Bytes read at once while waiting for the first byte of a request.
+constexpr std::size_t kFirstReadBytes = 4096;
+// After the last answer on a connection that closes, what the client still
+// sends is read and dropped for this long (and up to this many bytes) before
+// the socket is closed: closing with unread data would send a reset, which
+// can destroy the answer before the client reads it (a 413 or 431 sent while
+// the client is still sending, a request that crossed a drain's close).
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+constexpr std::size_t kLingerMaxBytes = std::size_t{1} << 20;
+// After accept() fails for want of file descriptors (or memory), accepting
+// pauses this long: retrying at once spins at full CPU while the condition
+// lasts. Each failure also sheds one waiting connection (see ShedOne).
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+// At most one log line per this interval about failing accepts.
+constexpr auto kAcceptFailureLogInterval = std::chrono::seconds(10);
+
+constexpr std::string_view kShuttingDown = "the server is shutting down";
+// Seconds a client is asked to wait before retrying after a shutdown 503 (a
+// restarted or replicated server is usually there again by then).
+constexpr const char* kShuttingDownRetryAfter = "1";
+// What a connection shed for want of file descriptors is sent before it is
+// closed (it was never read, so the answer is all it gets).
+constexpr std::string_view kShedAnswer =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: clams-cpp\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Retry-After: 1\r\nConnection: close\r\nContent-Length: 51\r\n\r\n"
+    "the server is out of file descriptors; retry later\n";
+static_assert(std::string_view("the server is out of file descriptors; retry later\n").size() == 51);
+
+// --- parsing shared by the connections and ParseHttpStream --------------------
+
+void ConfigureParser(Parser& parser, const HttpServerOptions& options) {
+  parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+  if (options.max_body_bytes > 0) {
+    parser.body_limit(options.max_body_bytes);
+  } else {
+    parser.body_limit(boost::none);
+  }
+}
+
+HttpRejection TooLarge(const HttpServerOptions& options) {
+  if (options.max_body_bytes > 0) {
+    return {413, "request body too large: the limit is " + std::to_string(options.max_body_bytes) +
+                     " bytes (--max-body-size)"};
+  }
+  return {413, "request body too large"};
+}
+
+// Errors that mean the peer went away or we closed: nothing to answer.
+bool IsDisconnect(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == http::error::partial_message || ec == beast::error::timeout ||
+         ec == net::error::operation_aborted || ec == net::error::connection_reset || ec == net::error::eof ||
+         ec == net::error::bad_descriptor || ec == net::error::broken_pipe;
+}
+
+// The answer to a failed header read, or nothing when the connection just
+// ends (closed, timed out, or never sent a byte). `partial` holds the fields
+// parsed before the error.
+std::optional<HttpRejection> HeaderError(const beast::error_code& ec, bool got_bytes, const HttpServerOptions& options,
+                                         const Parser::value_type& partial) {
+  if (ec == http::error::body_limit) return TooLarge(options);
+  if (ec == http::error::header_limit) return HttpRejection{431, "request header too large"};
+  const bool has_te = partial.find(http::field::transfer_encoding) != partial.end();
+  const bool has_cl = partial.find(http::field::content_length) != partial.end();
+  // The parser stops at the second of Transfer-Encoding and Content-Length,
+  // and at a second Transfer-Encoding field after one that ends in chunked.
+  if ((ec == http::error::bad_transfer_encoding && has_cl) || (ec == http::error::bad_content_length && has_te)) {
+    return HttpRejection{400, "bad Transfer-Encoding: not allowed together with Content-Length"};
+  }
+  if (ec == http::error::bad_transfer_encoding) {
+    return HttpRejection{400, "bad Transfer-Encoding: chunked is applied more than once"};
+  }
+  if (IsDisconnect(ec) || !got_bytes) return std::nullopt;
+  return HttpRejection{400, "malformed HTTP request"};
+}
+
+std::optional<HttpRejection> BodyError(const beast::error_code& ec, const HttpServerOptions& options) {
+  if (ec == http::error::body_limit) return TooLarge(options);
+  if (IsDisconnect(ec)) return std::nullopt;
+  // Any other error of the HTTP parser: a bad chunk size or extension, ...
+  if (ec.category() == beast::http::make_error_code(http::error::bad_chunk).category()) {
+    return HttpRejection{400, "malformed HTTP request body"};
+  }
+  return std::nullopt;
+}
+
+std::string JoinedTransferEncoding(const Parser::value_type& req) {
+  std::string joined;
+  for (const auto& field : req) {
+    if (field.name() != http::field::transfer_encoding) continue;
+    if (!joined.empty()) joined += ", ";
+    joined += std::string(field.value());
+  }
+  return joined;
+}
+
+std::optional<HttpRejection> CheckHeader(const Parser::value_type& req) {
+  const bool has_te = req.find(http::field::transfer_encoding) != req.end();
+  if (!has_te) return std::nullopt;
+  return CheckFraming(req.version(), JoinedTransferEncoding(req), req.find(http::field::content_length) != req.end());
+}
+
+HttpRequest ToHttpRequest(Parser::value_type& req, const std::string& remote) {
+  HttpRequest out;
+  out.method = std::string(req.method_string());
+  out.target = std::string(req.target());
+  auto q = out.target.find('?');
+  out.path = out.target.substr(0, q);
+  if (q != std::string::npos) out.query = out.target.substr(q + 1);
+  for (const auto& field : req) {
+    out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  out.body = std::move(req.body());
+  out.keep_alive = req.keep_alive();
+  out.remote = remote;
+  return out;
+}
+
+// --- connections ----------------------------------------------------------------
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Draining began, or the end of the drain came (Shared says which).
+  virtual void OnDrain() = 0;
+  // The drain's bound passed: close now.
+  virtual void ForceClose() = 0;
+};
 
 // What every session of one listener shares; sessions keep it alive, so
 // they may outlive the listener.
@@ -31,68 +167,141 @@ struct Shared {
   HttpServerOptions options;
   HttpServer::Handler handler;
   std::size_t open = 0;
+  bool draining = false;  // BeginDrain(): every answer closes its connection
+  bool stopping = false;  // Shutdown(): the handler is no longer called
+  Clock::time_point drain_began{};
+  std::unordered_set<SessionBase*> sessions;
+  // Shutdown()'s `done`, run when the last session goes (once).
+  std::function<void()> on_all_closed;
+  net::io_context* io = nullptr;
+
+  void FinishIfEmpty() {
+    if (open == 0 && on_all_closed) net::post(*io, std::exchange(on_all_closed, nullptr));
+  }
 };
 
 template <class Protocol>
-class Session : public std::enable_shared_from_this<Session<Protocol>> {
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Protocol>> {
  public:
-  using Stream = beast::basic_stream<Protocol>;
+  using Socket = typename Protocol::socket;
 
-  Session(typename Protocol::socket socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)), options_(shared_->options),
-        handler_(shared_->handler) {
+  Session(Socket socket, std::shared_ptr<Shared> shared)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), shared_(std::move(shared)),
+        options_(shared_->options) {
     ++shared_->open;
+    shared_->sessions.insert(this);
     if constexpr (std::is_same_v<Protocol, tcp>) {
       beast::error_code ec;
-      auto ep = stream_.socket().remote_endpoint(ec);
+      auto ep = socket_.remote_endpoint(ec);
       if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
-      stream_.socket().set_option(tcp::no_delay(true), ec);
+      socket_.set_option(tcp::no_delay(true), ec);
     } else {
       remote_ = "unix";
     }
   }
-  ~Session() { --shared_->open; }
+  ~Session() override {
+    shared_->sessions.erase(this);
+    --shared_->open;
+    shared_->FinishIfEmpty();
+  }
 
-  void Start() { ReadHeader(true); }
+  void Start() {
+    header_deadline_ = Clock::now() + options_.header_timeout;
+    WaitForRequest();
+  }
+
+  void OnDrain() override {
+    if (state_ == State::kWaiting) ArmWaitingTimer();
+  }
+
+  void ForceClose() override { Close(); }
 
  private:
-  void ReadHeader(bool first) {
-    parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    if (options_.max_body_bytes > 0) {
-      parser_->body_limit(options_.max_body_bytes);
-    } else {
-      parser_->body_limit(boost::none);
+  enum class State { kWaiting, kHeader, kBody, kHandling, kWriting, kLingering, kClosed };
+  enum class OnExpiry { kClose, kBodyTimeout };
+
+  // --- timer: one per connection; a newer Arm() replaces the older one.
+  void Arm(Clock::time_point deadline, OnExpiry what) {
+    const std::uint64_t generation = ++timer_generation_;
+    timer_.expires_at(deadline);
+    timer_.async_wait([self = this->shared_from_this(), generation, what](beast::error_code ec) {
+      if (ec || generation != self->timer_generation_) return;
+      if (what == OnExpiry::kBodyTimeout) {
+        self->body_timed_out_ = true;
+        beast::error_code ignored;
+        self->socket_.cancel(ignored);
+      } else {
+        self->Close();
+      }
+    });
+  }
+  void Disarm() {
+    ++timer_generation_;
+    timer_.cancel();
+  }
+
+  // --- reading a request
+  // Waits for the first byte of the next request: the header timeout covers
+  // a connection's first request from the accept, the idle timeout the wait
+  // between requests; once a byte is there, the header timeout starts again.
+  void WaitForRequest() {
+    state_ = State::kWaiting;
+    if (buffer_.size() > 0) return ReadHeader(first_ ? header_deadline_ : Clock::now() + options_.header_timeout);
+    waiting_since_ = Clock::now();
+    ArmWaitingTimer();
+    socket_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (self->state_ != State::kWaiting) return;
+                              self->Disarm();
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->ReadHeader(self->first_ ? self->header_deadline_
+                                                            : Clock::now() + self->options_.header_timeout);
+                            });
+  }
+
+  // While draining, a waiting connection is closed once it has been quiet
+  // for kDrainIdleGrace (counted from the later of the wait's start and the
+  // drain's start), or at its usual deadline if that comes first.
+  void ArmWaitingTimer() {
+    Clock::time_point deadline = first_ ? header_deadline_ : waiting_since_ + options_.idle_timeout;
+    if (shared_->draining) {
+      deadline = std::min(deadline, std::max(waiting_since_, shared_->drain_began) + kDrainIdleGrace);
     }
-    stream_.expires_after(first ? options_.header_timeout : options_.idle_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
+    Arm(deadline, OnExpiry::kClose);
+  }
+
+  void ReadHeader(Clock::time_point deadline) {
+    state_ = State::kHeader;
+    parser_.emplace();
+    ConfigureParser(*parser_, options_);
+    Arm(deadline, OnExpiry::kClose);
+    http::async_read_header(socket_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               self->OnHeader(ec);
                             });
   }
 
   void OnHeader(beast::error_code ec) {
-    if (ec == http::error::body_limit) return Reject(413, "request body too large");
-    if (ec == http::error::header_limit) return Reject(431, "request header too large");
+    if (state_ != State::kHeader) return;
+    Disarm();
     if (ec) {
-      if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
-          ec != net::error::operation_aborted && ec != net::error::connection_reset &&
-          ec != net::error::eof) {
-        if (buffer_.size() > 0 || parser_->got_some()) return Reject(400, "malformed HTTP request");
-      }
+      if (auto rejection = HeaderError(ec, true, options_, parser_->get())) return Reject(*rejection);
       return Close();
     }
     auto& req = parser_->get();
-    auto expect = req[http::field::expect];
-    if (beast::iequals(expect, "100-continue")) {
+    version_ = req.version();
+    if (auto rejection = CheckHeader(req)) return Reject(*rejection);
+    if (beast::iequals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
       // Tell the client to send the body (curl waits a second otherwise).
       continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
-      stream_.expires_after(options_.write_timeout);
-      http::async_write(stream_, *continue_,
-                        [self = this->shared_from_this()](beast::error_code wec, std::size_t) {
-                          if (wec) return self->Close();
-                          self->ReadBody();
-                        });
+      state_ = State::kWriting;
+      Arm(Clock::now() + options_.write_timeout, OnExpiry::kClose);
+      http::async_write(socket_, *continue_, [self = this->shared_from_this()](beast::error_code wec, std::size_t) {
+        self->Disarm();
+        if (wec || self->state_ != State::kWriting) return self->Close();
+        self->ReadBody();
+      });
       return;
     }
     ReadBody();
@@ -100,73 +309,72 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
 
   void ReadBody() {
     if (parser_->is_done()) return OnRequest();
-    stream_.expires_after(options_.body_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                       if (ec == http::error::body_limit) return self->Reject(413, "request body too large");
-                       if (ec == beast::error::timeout) return self->Reject(408, "request body read timed out");
-                       if (ec) return self->Close();
-                       self->OnRequest();
-                     });
+    state_ = State::kBody;
+    body_timed_out_ = false;
+    // Our own timer, which cancels the read instead of closing the socket,
+    // so that the 408 can still be written.
+    Arm(Clock::now() + options_.body_timeout, OnExpiry::kBodyTimeout);
+    http::async_read(socket_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (self->state_ != State::kBody) return;
+      self->Disarm();
+      if (self->body_timed_out_ && ec) return self->Reject({408, "request body read timed out"});
+      if (ec) {
+        if (auto rejection = BodyError(ec, self->options_)) return self->Reject(*rejection);
+        return self->Close();
+      }
+      self->OnRequest();
+    });
   }
 
   void OnRequest() {
-    stream_.expires_never();
     auto& req = parser_->get();
-    HttpRequest out;
-    out.method = std::string(req.method_string());
-    out.target = std::string(req.target());
-    auto q = out.target.find('?');
-    out.path = out.target.substr(0, q);
-    if (q != std::string::npos) out.query = out.target.substr(q + 1);
-    for (const auto& field : req) {
-      out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-    }
-    out.body = std::move(req.body());
-    out.keep_alive = req.keep_alive();
-    out.remote = remote_;
-    version_ = req.version();
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
+    state_ = State::kHandling;
     pending_ = true;
+    if (shared_->stopping) {
+      return Write(HttpResponse{503, std::string(kTextPlain), {{"Retry-After", kShuttingDownRetryAfter}},
+                                std::string(kShuttingDown) + "\n"});
+    }
+    HttpRequest out = ToHttpRequest(req, remote_);
     cancel_ = std::make_shared<CancelSignal>();
     WatchForDisconnect();
     // The answer callback owns the session until it is called: nothing else
     // keeps it alive while the request waits in the queue or runs.
-    handler_(std::move(out),
-             [self = this->shared_from_this()](HttpResponse response) { self->Write(std::move(response)); },
-             cancel_);
+    shared_->handler(std::move(out),
+                     [self = this->shared_from_this()](HttpResponse response) { self->Write(std::move(response)); },
+                     cancel_);
   }
 
   // While a request waits for its answer, notice a client that closes the
   // connection so the request can leave the queue.
   void WatchForDisconnect() {
-    stream_.socket().async_wait(Protocol::socket::wait_read,
-                                [weak = std::weak_ptr<Session>(this->shared_from_this())](beast::error_code ec) {
-                                  auto self = weak.lock();
-                                  if (!self || ec || !self->pending_) return;
-                                  char byte;
-                                  ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1,
-                                                     MSG_PEEK | MSG_DONTWAIT);
-                                  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-                                    self->disconnected_ = true;
-                                    if (self->cancel_) self->cancel_->Cancel();
-                                  }
-                                  // Data (a pipelined request) is read after the answer.
-                                });
+    socket_.async_wait(Socket::wait_read, [weak = std::weak_ptr<Session>(this->shared_from_this())](beast::error_code ec) {
+      auto self = weak.lock();
+      if (!self || ec || !self->pending_) return;
+      char byte;
+      ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        self->disconnected_ = true;
+        if (self->cancel_) self->cancel_->Cancel();
+      }
+      // Data (a pipelined request) is read after the answer.
+    });
   }
 
+  // --- answering
   void Write(HttpResponse response) {
     if (!pending_) return;
     pending_ = false;
     if (cancel_) cancel_->Clear();
-    if (disconnected_) return Close();
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(response.status), version_);
+    if (disconnected_ || state_ == State::kClosed) return Close();
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(response.status),
+                                                                   version_);
     res->set(http::field::server, kServerName);
     if (!response.content_type.empty()) res->set(http::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers) res->set(name, value);
-    const bool close = !keep_alive_ || response.status == 413 || response.status == 408;
+    const bool close = !keep_alive_ || response.status == 413 || response.status == 408 || shared_->draining ||
+                       shared_->stopping;
     res->keep_alive(!close);
     if (!head_) {
       res->body() = std::move(response.body);
@@ -174,69 +382,118 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
     } else {
       res->content_length(response.body.size());
     }
-    response_ = res;
-    stream_.expires_after(options_.write_timeout);
-    http::async_write(stream_, *res, [self = this->shared_from_this(), close](beast::error_code ec, std::size_t) {
+    Send(std::move(res), close);
+  }
+
+  // Answers a request that cannot be read, then closes the connection.
+  void Reject(const HttpRejection& rejection) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(rejection.status),
+                                                                   version_ == 10 ? 10 : 11);
+    res->set(http::field::server, kServerName);
+    res->set(http::field::content_type, kTextPlain);
+    res->keep_alive(false);
+    res->body() = rejection.reason + "\n";
+    res->prepare_payload();
+    CLAMS_LOG(kInfo, "rejected a request from {}: {} {}", remote_, rejection.status, rejection.reason);
+    Send(std::move(res), /*close=*/true);
+  }
+
+  void Send(std::shared_ptr<http::response<http::string_body>> res, bool close) {
+    response_ = std::move(res);
+    state_ = State::kWriting;
+    Arm(Clock::now() + options_.write_timeout, OnExpiry::kClose);
+    http::async_write(socket_, *response_, [self = this->shared_from_this(), close](beast::error_code ec, std::size_t) {
+      self->Disarm();
       self->response_.reset();
-      if (ec || close) return self->Close();
-      self->ReadHeader(false);
+      if (ec || self->state_ != State::kWriting) return self->Close();
+      if (close) return self->CloseGracefully();
+      self->first_ = false;
+      self->WaitForRequest();
     });
   }
 
-  // Answers a request that cannot be read and closes the connection.
-  void Reject(int status, std::string_view reason) {
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status),
-                                                                    parser_ && parser_->is_header_done()
-                                                                        ? parser_->get().version()
-                                                                        : 11);
-    res->set(http::field::server, kServerName);
-    res->set(http::field::content_type, "text/plain; charset=utf-8");
-    res->keep_alive(false);
-    res->body() = std::string(reason) + "\n";
-    if (status == 413 && options_.max_body_bytes > 0) {
-      res->body() = "request body too large: the limit is " + std::to_string(options_.max_body_bytes) +
-                    " bytes (--max-body-size)\n";
-    }
-    res->prepare_payload();
-    CLAMS_LOG(kInfo, "rejected a request from {}: {} {}", remote_, status, reason);
-    response_ = res;
-    stream_.expires_after(options_.write_timeout);
-    http::async_write(stream_, *res, [self = this->shared_from_this()](beast::error_code, std::size_t) {
-      self->response_.reset();
-      self->Close();
+  // --- closing
+  // Half-closes (the client sees the end of the answers), then reads and
+  // drops what the client still sends until it closes too, so the close
+  // never turns into a reset that could destroy the last answer.
+  void CloseGracefully() {
+    if (state_ == State::kLingering || state_ == State::kClosed) return;
+    state_ = State::kLingering;
+    beast::error_code ec;
+    socket_.shutdown(Socket::shutdown_send, ec);
+    if (ec) return Close();
+    Arm(Clock::now() + kLingerTimeout, OnExpiry::kClose);
+    Discard();
+  }
+
+  void Discard() {
+    socket_.async_read_some(net::buffer(linger_buffer_), [self = this->shared_from_this()](beast::error_code ec,
+                                                                                            std::size_t n) {
+      if (self->state_ != State::kLingering) return;
+      self->lingered_bytes_ += n;
+      if (ec || self->lingered_bytes_ > kLingerMaxBytes) return self->Close();
+      self->Discard();
     });
   }
 
   void Close() {
+    if (state_ == State::kClosed) return;
+    state_ = State::kClosed;
+    Disarm();
     beast::error_code ec;
-    stream_.socket().shutdown(Protocol::socket::shutdown_both, ec);
-    stream_.close();
+    socket_.shutdown(Socket::shutdown_both, ec);
+    socket_.close(ec);
   }
 
-  Stream stream_;
+  Socket socket_;
+  net::steady_timer timer_;
+  std::uint64_t timer_generation_ = 0;
   std::shared_ptr<Shared> shared_;
   const HttpServerOptions& options_;
-  const HttpServer::Handler& handler_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<Parser> parser_;
   std::shared_ptr<http::response<http::empty_body>> continue_;
   std::shared_ptr<http::response<http::string_body>> response_;
   std::shared_ptr<CancelSignal> cancel_;
   std::string remote_;
+  State state_ = State::kWaiting;
+  Clock::time_point header_deadline_;
+  Clock::time_point waiting_since_;
+  std::array<char, 4096> linger_buffer_{};
+  std::size_t lingered_bytes_ = 0;
   unsigned version_ = 11;
+  bool first_ = true;
   bool keep_alive_ = true;
   bool head_ = false;
   bool pending_ = false;
   bool disconnected_ = false;
+  bool body_timed_out_ = false;
 };
+
+// --- the listener ------------------------------------------------------------------
+
+bool OutOfDescriptors(const beast::error_code& ec) {
+  return ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system;
+}
 
 template <class Protocol>
 class Listener : public HttpServer {
  public:
   Listener(EventLoop& loop, HttpServerOptions options, Handler handler)
-      : acceptor_(loop.impl().io),
-        shared_(std::make_shared<Shared>(Shared{std::move(options), std::move(handler), 0})) {}
-  ~Listener() override { StopAccepting(); }
+      : acceptor_(loop.impl().io), backoff_(loop.impl().io), shutdown_timer_(loop.impl().io),
+        shared_(std::make_shared<Shared>(Shared{std::move(options), std::move(handler)})),
+        accept_failures_(kAcceptFailureLogInterval) {
+    shared_->io = &loop.impl().io;
+  }
+  ~Listener() override {
+    StopAccepting();
+    // Sessions may outlive the listener (and the loop): nothing may be
+    // posted for a Shutdown() that will never finish now.
+    shared_->on_all_closed = nullptr;
+    backoff_.cancel();
+    shutdown_timer_.cancel();
+    if (spare_fd_ >= 0) ::close(spare_fd_);
+  }
 
   Status Bind(const typename Protocol::endpoint& endpoint) {
     beast::error_code ec;
@@ -246,7 +503,12 @@ class Listener : public HttpServer {
     }
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    // ShedOne() and Shutdown() call accept() directly: it must never block.
+    if (!ec) acceptor_.native_non_blocking(true, ec);
     if (ec) return UnavailableError("cannot listen: " + ec.message());
+    // The spare descriptor that ShedOne() gives up to accept one connection
+    // when the process has no other.
+    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     Accept();
     return Status::Ok();
   }
@@ -262,30 +524,229 @@ class Listener : public HttpServer {
   void StopAccepting() override {
     beast::error_code ec;
     acceptor_.close(ec);
+    backoff_.cancel();
   }
 
   std::size_t connections() const override { return shared_->open; }
 
- private:
-  void Accept() {
-    acceptor_.async_accept([this](beast::error_code ec, typename Protocol::socket socket) {
-      // After StopAccepting() or destruction the handler only sees
-      // operation_aborted and must not touch `this`.
-      if (ec == net::error::operation_aborted) return;
-      if (ec) {
-        CLAMS_LOG(kWarning, "accept failed: {}", ec.message());
-      } else {
+  void BeginDrain() override {
+    if (shared_->draining) return;
+    shared_->draining = true;
+    shared_->drain_began = Clock::now();
+    NotifySessions();
+  }
+
+  void Shutdown(std::chrono::milliseconds bound, std::function<void()> done) override {
+    BeginDrain();
+    shared_->stopping = true;
+    // Connections the kernel has already accepted get their answer (a 503)
+    // rather than a reset when the listener closes.
+    if (acceptor_.is_open()) {
+      beast::error_code ec;
+      acceptor_.cancel(ec);
+      acceptor_.non_blocking(true, ec);
+      for (;;) {
+        typename Protocol::socket socket(acceptor_.get_executor());
+        acceptor_.accept(socket, ec);
+        if (ec) break;
         std::make_shared<Session<Protocol>>(std::move(socket), shared_)->Start();
       }
-      if (acceptor_.is_open()) Accept();
+    }
+    StopAccepting();
+    NotifySessions();
+    auto once = std::make_shared<std::function<void()>>(std::move(done));
+    auto finish = [once] {
+      if (*once) std::exchange(*once, nullptr)();
+    };
+    shared_->on_all_closed = finish;
+    shutdown_timer_.expires_after(bound);
+    shutdown_timer_.async_wait([weak = std::weak_ptr<Shared>(shared_), finish](beast::error_code ec) {
+      if (ec) return;
+      if (auto shared = weak.lock()) {
+        if (shared->open > 0) CLAMS_LOG(kWarning, "closing {} connection(s) that did not finish in time", shared->open);
+        shared->on_all_closed = nullptr;
+        std::vector<SessionBase*> open(shared->sessions.begin(), shared->sessions.end());
+        for (SessionBase* s : open) s->ForceClose();
+      }
+      finish();
+    });
+    shared_->FinishIfEmpty();
+  }
+
+ private:
+  void NotifySessions() {
+    std::vector<SessionBase*> open(shared_->sessions.begin(), shared_->sessions.end());
+    for (SessionBase* s : open) s->OnDrain();
+  }
+
+  void Accept() {
+    acceptor_.async_accept([this, alive = std::weak_ptr<int>(alive_)](beast::error_code ec,
+                                                                       typename Protocol::socket socket) {
+      // After destruction the handler must not touch `this`: `alive`
+      // expires with the listener.
+      if (alive.expired()) return;
+      if (!ec) {
+        // Even after StopAccepting(): a connection accepted just before the
+        // listener closed still gets its answer rather than a reset.
+        std::make_shared<Session<Protocol>>(std::move(socket), shared_)->Start();
+        if (acceptor_.is_open()) Accept();
+        return;
+      }
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      // A client that left between its connect and our accept: nothing to do.
+      if (ec == net::error::connection_aborted) return Accept();
+      OnAcceptFailure(ec);
     });
   }
 
+  // accept() failed for a reason that lasts (no file descriptors, no
+  // memory): retrying at once would spin. Shed one waiting connection when
+  // descriptors are short, log (rate-limited), and pause accepting.
+  void OnAcceptFailure(const beast::error_code& ec) {
+    if (OutOfDescriptors(ec)) ShedOne();
+    if (auto n = accept_failures_.Allow()) {
+      CLAMS_LOG(kWarning,
+                "accept failed {} time(s) since the last report ({}; {} connection(s) shed so far): pausing accepts "
+                "for {} ms after each failure",
+                *n, ec.message(), shed_, std::chrono::duration_cast<std::chrono::milliseconds>(kAcceptBackoff).count());
+    }
+    backoff_.expires_after(kAcceptBackoff);
+    backoff_.async_wait([this, alive = std::weak_ptr<int>(alive_)](beast::error_code wec) {
+      if (alive.expired() || wec || !acceptor_.is_open()) return;
+      Accept();
+    });
+  }
+
+  // With the spare descriptor given up, accepts one waiting connection,
+  // tells it the server is out of descriptors and closes it (nginx's
+  // approach), then takes the spare back.
+  void ShedOne() {
+    if (spare_fd_ >= 0) {
+      ::close(spare_fd_);
+      spare_fd_ = -1;
+    }
+    const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      (void)::send(fd, kShedAnswer.data(), kShedAnswer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fd);
+      ++shed_;
+    }
+    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+
   typename Protocol::acceptor acceptor_;
+  net::steady_timer backoff_;
+  net::steady_timer shutdown_timer_;
   std::shared_ptr<Shared> shared_;
+  log::Limiter accept_failures_;
+  // Expires with the listener; handlers hold it weakly.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  int spare_fd_ = -1;
+  std::uint64_t shed_ = 0;
+};
+
+// A synchronous stream over bytes in memory, handed out in pieces (how TCP
+// may deliver them), for ParseHttpStream.
+class PieceStream {
+ public:
+  PieceStream(std::string_view data, std::size_t piece) : data_(data), piece_(std::max<std::size_t>(1, piece)) {}
+
+  template <class Buffers>
+  std::size_t read_some(const Buffers& buffers, beast::error_code& ec) {
+    if (data_.empty()) {
+      ec = net::error::eof;
+      return 0;
+    }
+    ec = {};
+    const std::size_t n = net::buffer_copy(buffers, net::buffer(data_.data(), std::min(piece_, data_.size())));
+    data_.remove_prefix(n);
+    return n;
+  }
+  template <class Buffers>
+  std::size_t read_some(const Buffers& buffers) {
+    beast::error_code ec;
+    const std::size_t n = read_some(buffers, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+
+ private:
+  std::string_view data_;
+  std::size_t piece_;
 };
 
 }  // namespace
+
+std::optional<HttpRejection> CheckFraming(unsigned http_version, std::string_view transfer_encoding,
+                                          bool has_content_length) {
+  // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+  // framing; §6.3: Transfer-Encoding with Content-Length may be a smuggling
+  // attempt; the final coding must be chunked or the length is unknown.
+  if (http_version < 11) return HttpRejection{400, "bad Transfer-Encoding: not allowed in an HTTP/1.0 request"};
+  if (has_content_length) {
+    return HttpRejection{400, "bad Transfer-Encoding: not allowed together with Content-Length"};
+  }
+  std::vector<std::string> codings;
+  std::string_view rest = transfer_encoding;
+  while (true) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (!item.empty()) {
+      std::string lower(item);
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      codings.push_back(std::move(lower));
+    }
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  if (codings.empty() || codings.back() != "chunked") {
+    return HttpRejection{400, "bad Transfer-Encoding: the last transfer coding must be chunked (RFC 9112 section 6.3)"};
+  }
+  if (std::count(codings.begin(), codings.end(), "chunked") > 1) {
+    return HttpRejection{400, "bad Transfer-Encoding: chunked is applied more than once"};
+  }
+  if (codings.size() > 1) {
+    return HttpRejection{501, "unsupported transfer coding: only chunked is accepted, got " +
+                                  log::Quote(transfer_encoding)};
+  }
+  return std::nullopt;
+}
+
+std::vector<ParsedHttpRequest> ParseHttpStream(std::string_view wire, const HttpServerOptions& options,
+                                               std::size_t piece_bytes) {
+  std::vector<ParsedHttpRequest> out;
+  PieceStream stream(wire, piece_bytes);
+  beast::flat_buffer buffer;
+  while (true) {
+    Parser parser;
+    ConfigureParser(parser, options);
+    beast::error_code ec;
+    const bool had_bytes = buffer.size() > 0;
+    http::read_header(stream, buffer, parser, ec);
+    if (ec) {
+      if (auto rejection = HeaderError(ec, had_bytes || parser.got_some(), options, parser.get())) {
+        out.push_back({std::move(rejection), {}});
+      }
+      return out;
+    }
+    if (auto rejection = CheckHeader(parser.get())) {
+      out.push_back({std::move(rejection), {}});
+      return out;
+    }
+    if (!parser.is_done()) http::read(stream, buffer, parser, ec);
+    if (ec) {
+      if (auto rejection = BodyError(ec, options)) out.push_back({std::move(rejection), {}});
+      return out;
+    }
+    ParsedHttpRequest parsed;
+    const bool keep_alive = parser.get().keep_alive();
+    parsed.request = ToHttpRequest(parser.get(), "memory");
+    out.push_back(std::move(parsed));
+    if (!keep_alive) return out;
+  }
+}
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(EventLoop& loop, const HttpServerOptions& options,
                                                         Handler handler) {

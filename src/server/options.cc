@@ -35,9 +35,14 @@ const std::vector<FlagInfo>& ServerFlagTable() {
        "Largest request body; larger ones get a 413 (a 6-hour pipeline's MMIF is ~50 MB; answers and the "
        "worker's document tree are many times the body)."},
       {"--log-level", "CLAMS_LOGLEVEL", "info", "trace, debug, info, warning, error, critical or off."},
-      {"--header-timeout", "", "30", "Seconds a client has to send the request headers."},
-      {"--body-timeout", "", "300", "Seconds a client has to send the request body (a 408 after that)."},
-      {"--idle-timeout", "", "75", "Seconds an idle keep-alive connection is kept open."},
+      {"--header-timeout", "", "30",
+       "Seconds a client has to send a request's headers: counted from the accept for a connection's first request, "
+       "from the request's first byte for every later one; past it the connection is closed."},
+      {"--body-timeout", "", "300",
+       "Seconds a client has to send a request's body, counted from the end of its headers; past it the answer is "
+       "a 408 and the connection is closed."},
+      {"--idle-timeout", "", "75",
+       "Seconds a keep-alive connection may wait between an answer and the first byte of the next request."},
       {"--graceful-timeout", "", "300",
        "On SIGTERM: seconds to let queued and running requests finish before the workers are stopped."},
       {"--class-params", "", "all",

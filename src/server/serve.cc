@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -20,11 +21,13 @@
 #include "clams/gpu/probe.h"
 #include "clams/vram/vram.h"
 #include "server/event_loop.h"
+#include "server/file_limit.h"
 #include "server/front.h"
 #include "server/http_server.h"
 #include "server/in_process_executor.h"
 #include "server/metrics.h"
 #include "server/options.h"
+#include "server/private_dir.h"
 #include "server/process_executor.h"
 #include "server/scheduler.h"
 #include "server/worker_plan.h"
@@ -276,17 +279,21 @@ StatusOr<server::HttpServerOptions> HttpOptionsFromFlags(const ServerOptions& o)
   return ho;
 }
 
-std::filesystem::path SocketDir() {
-  return std::filesystem::temp_directory_path() / ("clams-" + std::to_string(::getpid()));
+// The private directory of the worker sockets (mode 0700, unpredictable
+// name), under $XDG_RUNTIME_DIR when set, else the temporary directory.
+StatusOr<server::PrivateDir> MakeSocketDir() {
+  auto dir = server::PrivateDir::Create(server::PrivateDirBase(Env("XDG_RUNTIME_DIR")));
+  if (!dir.ok()) return dir.status().WithContext("worker sockets");
+  CLAMS_LOG(kDebug, "worker sockets in {}", dir->path().string());
+  return dir;
 }
 
-// Creates the worker socket directory, private to this user.
-Status MakeSocketDir(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return FailedPreconditionError("cannot create the worker socket directory " + dir.string());
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-  return Status::Ok();
+// Process-wide set-up shared by both server commands.
+void PrepareServerProcess() {
+  ::signal(SIGPIPE, SIG_IGN);
+  if (auto limit = server::RaiseFileLimit(); !limit.ok()) {
+    CLAMS_LOG(kWarning, "cannot raise the open file limit: {}", limit.status().message());
+  }
 }
 
 // The part of a front that exists once the app's metadata is known: the
@@ -322,6 +329,11 @@ Status StartFront(server::EventLoop& loop, AppRunner& runner, server::Executor& 
   return Status::Ok();
 }
 
+// How long the last answers of a drain may take to reach their clients
+// before the process exits anyway (a client that does not read its answer
+// must not hold the shutdown).
+constexpr std::chrono::seconds kFlushBeforeExit{5};
+
 // Signals and the loop: SIGTERM/SIGINT drain then stop (a second one stops
 // at once), SIGHUP replaces the workers.
 void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontParts& parts, const ServerOptions& o) {
@@ -334,7 +346,16 @@ void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontP
     }
     stopping = true;
     CLAMS_LOG(kInfo, "{}: draining", why);
-    parts.scheduler->Drain(Ms(o.graceful_timeout_seconds), [&] { executor.Shutdown([&] { loop.Stop(); }); });
+    // Answers from now on close their connections; when the scheduler and
+    // the workers are done, the HTTP server answers what still arrives with
+    // a 503 and flushes every answer before the loop stops.
+    if (parts.http) parts.http->BeginDrain();
+    parts.scheduler->Drain(Ms(o.graceful_timeout_seconds), [&] {
+      executor.Shutdown([&] {
+        if (!parts.http) return loop.Stop();
+        parts.http->Shutdown(kFlushBeforeExit, [&] { loop.Stop(); });
+      });
+    });
   };
   loop.OnSignal(SIGTERM, [&] { shutdown("SIGTERM"); });
   loop.OnSignal(SIGINT, [&] { shutdown("SIGINT"); });
@@ -348,7 +369,7 @@ void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontP
 
 int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& workers_source,
               const std::string& port_file) {
-  ::signal(SIGPIPE, SIG_IGN);
+  PrepareServerProcess();
   server::EventLoop loop;
   const AppMetadata& md = runner.metadata();
   auto gpus_or = StartGpus(o.production);
@@ -362,8 +383,9 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
   server::DeclareServerMetrics(metrics);
 
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Declared before the executor: removed after the workers are gone.
+  std::optional<server::PrivateDir> socket_dir;
   std::unique_ptr<server::Executor> executor;
-  std::filesystem::path socket_dir;
   int threads = std::max(1, o.threads);
   if (threads > 1 && !runner.app().thread_safe()) {
     CLAMS_LOG(kWarning, "--threads {}: {} ({}) is not thread-safe (App::thread_safe() is false); each worker runs "
@@ -385,16 +407,17 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     po.devices = gpus.devices;
     po.max_requests = o.max_requests;
     po.max_requests_jitter = o.max_requests_jitter;
-    socket_dir = SocketDir();
-    if (Status st = MakeSocketDir(socket_dir); !st.ok()) {
-      CLAMS_LOG(kCritical, "{}", st.message());
+    auto dir = MakeSocketDir();
+    if (!dir.ok()) {
+      CLAMS_LOG(kCritical, "{}", dir.status().ToString());
       return 1;
     }
-    po.socket_dir = socket_dir;
+    socket_dir.emplace(std::move(dir).value());
+    po.socket_dir = socket_dir->path();
     executor = std::make_unique<server::ProcessExecutor>(loop, metrics, std::move(po));
   } else {
-    const int threads = o.workers > 0 ? o.workers : std::min(server::kDefaultDevelopmentThreads, 2 * cores + 1);
-    executor = std::make_unique<server::InProcessExecutor>(loop, runner, threads, gpus.devices.empty() ? -1 : 0);
+    const int dev_threads = o.workers > 0 ? o.workers : std::min(server::kDefaultDevelopmentThreads, 2 * cores + 1);
+    executor = std::make_unique<server::InProcessExecutor>(loop, runner, dev_threads, gpus.devices.empty() ? -1 : 0);
   }
   auto so = SchedulerOptionsFromFlags(o);
   if (!so.ok()) {
@@ -412,10 +435,6 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     return 1;
   }
   RunUntilStopped(loop, *executor, parts, o);
-  if (!socket_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(socket_dir, ec);
-  }
   CLAMS_LOG(kInfo, "stopped");
   return 0;
 }
@@ -613,7 +632,7 @@ int ServeExternal(int argc, char** argv) {
     std::cerr << so.status().message() << "\n";
     return 2;
   }
-  ::signal(SIGPIPE, SIG_IGN);
+  PrepareServerProcess();
   server::EventLoop loop;
   auto gpus_or = StartGpus(/*per_process_wanted=*/true);
   if (!gpus_or.ok()) {
@@ -631,13 +650,15 @@ int ServeExternal(int argc, char** argv) {
   po.devices = gpus.devices;
   po.max_requests = o.max_requests;
   po.max_requests_jitter = o.max_requests_jitter;
-  po.socket_dir = SocketDir();
-  po.ready_timeout = Ms(startup_timeout);
-  po.threads = std::max(1, o.threads);
-  if (Status st = MakeSocketDir(po.socket_dir); !st.ok()) {
-    CLAMS_LOG(kCritical, "{}", st.message());
+  // Declared before the executor: removed after the app processes are gone.
+  auto socket_dir = MakeSocketDir();
+  if (!socket_dir.ok()) {
+    CLAMS_LOG(kCritical, "{}", socket_dir.status().ToString());
     return 1;
   }
+  po.socket_dir = socket_dir->path();
+  po.ready_timeout = Ms(startup_timeout);
+  po.threads = std::max(1, o.threads);
   // A command that never answers is given up on within seconds, not at --startup-timeout.
   std::function<void(const std::string&)> give_up;
   if (python_app) po.give_up_exit_codes = AdapterExitCodes();
@@ -734,8 +755,6 @@ int ServeExternal(int argc, char** argv) {
   });
   CLAMS_LOG(kInfo, "starting the app: {}", fmt::join(command, " "));
   RunUntilStopped(loop, executor, parts, o);
-  std::error_code ec;
-  std::filesystem::remove_all(SocketDir(), ec);
   CLAMS_LOG(kInfo, "stopped");
   return exit_code;
 }

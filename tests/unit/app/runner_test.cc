@@ -239,6 +239,17 @@ TEST(ScanEnvelopeTest, FindsTopLevelKeysOnly) {
   EXPECT_FALSE(arr->is_object);
 }
 
+// A key written with JSON escapes is the same key to the full parser (which
+// the worker uses), so the front's scan must see it too.
+TEST(ScanEnvelopeTest, KeysWithEscapesAreDecoded) {
+  auto s = ScanEnvelope(R"({"param\u0065ters": {"a": 1}, "\u006dmif": {}})");
+  ASSERT_THAT(s, IsOk());
+  EXPECT_TRUE(s->has_parameters);
+  EXPECT_TRUE(s->has_mmif);
+  EXPECT_EQ(s->parameters_text, R"({"a": 1})");
+  EXPECT_THAT(ScanEnvelope(R"({"bad\x": 1})"), StatusIs(StatusCode::kInvalidArgument, "malformed JSON: bad key"));
+}
+
 TEST(FormatTest, RunningTimeMatchesPythonTimedelta) {
   using std::chrono::microseconds;
   EXPECT_EQ(FormatRunningTime(microseconds(515)), "0:00:00.000515");
