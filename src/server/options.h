@@ -44,6 +44,8 @@ struct ServerOptions {
   double vram_margin = 0.2;
   double vram_conservative_fraction = 0.8;
   bool no_access_log = false;
+  std::string log_format = "text";  ///< text or json (env CLAMS_LOG_FORMAT)
+  std::string config_file;          ///< --config FILE (env CLAMS_CONFIG); see config_file.h
 
   // Internal: the worker role of the production server.
   std::string worker_socket;

@@ -81,6 +81,9 @@ class ProcessExecutor : public Executor {
   void AddWorkers(const std::vector<int>& devices);
   /// Where worker `worker_id` listens (empty endpoint if unknown).
   Endpoint WorkerEndpoint(int worker_id) const;
+  /// Arguments for workers started from now on (SIGHUP config reload: new
+  /// log settings reach the workers the reload replaces).
+  void SetWorkerArgs(std::vector<std::string> args) { options_.worker_args = std::move(args); }
 
  private:
   struct Slot;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -14,8 +15,11 @@
 
 #include "clams/app/runner.h"
 #include "clams/base/log.h"
+#include "clams/base/version.h"
 #include "clams/gpu/probe.h"
 #include "clams/vram/vram.h"
+#include "server/command_line.h"
+#include "server/config_file.h"
 #include "server/event_loop.h"
 #include "server/front.h"
 #include "server/http_server.h"
@@ -58,13 +62,28 @@ Status SetLogLevel(const std::string& name) {
   return Status::Ok();
 }
 
-// The settings every server command reads after its flags: environment
-// fallbacks, the log level and the access log.
-Status ApplyLoggingAndEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source) {
-  CLAMS_RETURN_IF_ERROR(server::ApplyEnvironment(options, workers_from_flag, workers_source));
-  CLAMS_RETURN_IF_ERROR(SetLogLevel(options.log_level).WithContext("--log-level"));
-  log::SetAccessLogEnabled(!options.no_access_log);
-  return Status::Ok();
+// The settings every server command reads after its flags: the config file,
+// environment fallbacks, the log level and format, the access log. Also what
+// a SIGHUP needs to re-read the config file.
+struct StartupSettings {
+  ServerOptions command_line;
+  std::set<std::string> given;  // flags on the command line
+  server::Settings resolved;
+};
+
+StatusOr<StartupSettings> ApplyLoggingAndEnvironment(const ServerOptions& command_line,
+                                                     std::set<std::string> given) {
+  StartupSettings s{command_line, std::move(given), {}};
+  CLAMS_ASSIGN_OR_RETURN(s.resolved, server::ResolveSettings(s.command_line, s.given));
+  CLAMS_RETURN_IF_ERROR(server::ApplyLogSettings(s.resolved.options));
+  return s;
+}
+
+// The log settings a worker process is started with.
+std::vector<std::string> WorkerLogArgs(const ServerOptions& o) {
+  std::vector<std::string> args = {"--log-level", o.log_level, "--log-format", o.log_format};
+  if (o.no_access_log) args.push_back("--no-access-log");
+  return args;
 }
 
 // --- local batch use ---------------------------------------------------------
@@ -284,6 +303,7 @@ Status StartFront(server::EventLoop& loop, AppRunner& runner, server::Executor& 
                                                                }));
   const std::uint16_t port = parts.http->port();
   const AppMetadata& md = runner.metadata();
+  server::SetBuildInfo(metrics, md.name, md.app_version);
   CLAMS_LOG(kInfo, "serving {} ({}) on http://{}:{} with the {} executor", md.name, md.identifier, o.host, port,
             executor.kind());
   if (!port_file.empty()) {
@@ -293,9 +313,27 @@ Status StartFront(server::EventLoop& loop, AppRunner& runner, server::Executor& 
   return Status::Ok();
 }
 
+// SIGHUP with a config file: re-read it and apply what can change while
+// serving (null without a config file). `workers` is null for external apps.
+std::unique_ptr<server::ConfigReloader> MakeReloader(const StartupSettings& s, FrontParts& parts,
+                                                     server::ProcessExecutor* workers) {
+  if (s.resolved.options.config_file.empty()) return nullptr;
+  server::ConfigReloader::Hooks hooks;
+  hooks.set_limits = [&parts](const server::RuntimeLimits& l) {
+    if (parts.scheduler) {
+      parts.scheduler->SetLimits(l.max_queue, Ms(l.queue_timeout_seconds), Ms(l.request_timeout_seconds));
+    }
+  };
+  if (workers != nullptr) {
+    hooks.set_worker_options = [workers](const ServerOptions& o) { workers->SetWorkerArgs(WorkerLogArgs(o)); };
+  }
+  return std::make_unique<server::ConfigReloader>(s.command_line, s.given, s.resolved, std::move(hooks));
+}
+
 // Signals and the loop: SIGTERM/SIGINT drain then stop (a second one stops
-// at once), SIGHUP replaces the workers.
-void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontParts& parts, const ServerOptions& o) {
+// at once), SIGHUP re-reads the config file (if any) and replaces the workers.
+void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontParts& parts, const ServerOptions& o,
+                     server::ConfigReloader* reloader = nullptr) {
   bool stopping = false;
   auto shutdown = [&](const char* why) {
     if (stopping || !parts.scheduler) {
@@ -309,13 +347,17 @@ void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontP
   };
   loop.OnSignal(SIGTERM, [&] { shutdown("SIGTERM"); });
   loop.OnSignal(SIGINT, [&] { shutdown("SIGINT"); });
-  loop.OnSignal(SIGHUP, [&] { executor.ReplaceAll(); });
+  loop.OnSignal(SIGHUP, [&] {
+    if (reloader != nullptr) (void)reloader->Reload();  // logs what it applied or could not
+    executor.ReplaceAll();
+  });
   loop.Run();
   if (parts.http) parts.http->StopAccepting();
 }
 
-int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& workers_source,
-              const std::string& port_file) {
+int RunServer(AppRunner& runner, const StartupSettings& startup, const std::string& port_file) {
+  const ServerOptions& o = startup.resolved.options;
+  const std::string& workers_source = startup.resolved.workers_source;
   ::signal(SIGPIPE, SIG_IGN);
   server::EventLoop loop;
   const AppMetadata& md = runner.metadata();
@@ -340,8 +382,7 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
                                   : fmt::format("after {} request(s)", o.max_requests));
     server::ProcessExecutorOptions po;
     po.executable = ExecutablePath();
-    po.worker_args = {"--log-level", o.log_level};
-    if (o.no_access_log) po.worker_args.push_back("--no-access-log");
+    po.worker_args = WorkerLogArgs(o);
     po.worker_devices = plan.devices;
     po.devices = gpus.devices;
     po.max_requests = o.max_requests;
@@ -368,7 +409,9 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     CLAMS_LOG(kCritical, "cannot start workers: {}", s.ToString());
     return 1;
   }
-  RunUntilStopped(loop, *executor, parts, o);
+  auto reloader =
+      MakeReloader(startup, parts, o.production ? static_cast<server::ProcessExecutor*>(executor.get()) : nullptr);
+  RunUntilStopped(loop, *executor, parts, o, reloader.get());
   if (!socket_dir.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(socket_dir, ec);
@@ -418,24 +461,28 @@ int Serve(App& app, int argc, char** argv) {
   cli.add_option("--port-file", port_file, "Write the bound port to this file (for tests and scripts).");
   bool print_flags = false;
   cli.add_flag("--print-flags-markdown", print_flags)->group("");
-  try {
-    cli.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
-  }
+  const std::string program = server::ProgramName(argv[0]);
+  server::AddVersionFlag(cli, program + " " + md.app_version + " (clams-cpp " + std::string(Version()) + ")");
+  if (auto exit_code = server::ParseCommandLine(cli, argc, argv)) return *exit_code;
   if (print_flags) {
     std::cout << server::FlagsMarkdown();
     return 0;
   }
-  std::string workers_source;
-  if (Status st = ApplyLoggingAndEnvironment(options, cli.count("--workers") > 0, &workers_source); !st.ok()) {
-    std::cerr << st.message() << "\n";
-    return 2;
+  std::set<std::string> given = server::CommandLineKeys(cli);
+  if (!options.worker_socket.empty()) {
+    // Workers take their settings from the front's command line only.
+    options.config_file.clear();
+    given.insert("config");
+  }
+  auto startup = ApplyLoggingAndEnvironment(options, std::move(given));
+  if (!startup.ok()) {
+    std::cerr << program << ": " << startup.status().message() << "\n";
+    return server::kUsageExitCode;
   }
   if (!options.worker_socket.empty()) {
     return server::RunNativeWorker(runner, options.worker_socket, options.worker_ready_fd);
   }
-  return RunServer(runner, options, workers_source, port_file);
+  return RunServer(runner, *startup, port_file);
 }
 
 int ServeExternal(int argc, char** argv) {
@@ -455,16 +502,15 @@ int ServeExternal(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   std::vector<std::string> command;
   cli.add_option("command", command, "The app's command line, after --")->required();
-  try {
-    cli.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
+  server::AddVersionFlag(cli, "clams serve " + std::string(Version()));
+  if (auto exit_code = server::ParseCommandLine(cli, argc, argv, "clams serve")) return *exit_code;
+  auto startup = ApplyLoggingAndEnvironment(o, server::CommandLineKeys(cli));
+  if (!startup.ok()) {
+    std::cerr << "clams serve: " << startup.status().message() << "\n";
+    return server::kUsageExitCode;
   }
-  std::string workers_source;
-  if (Status st = ApplyLoggingAndEnvironment(o, cli.count("--workers") > 0, &workers_source); !st.ok()) {
-    std::cerr << st.message() << "\n";
-    return 2;
-  }
+  o = startup->resolved.options;
+  const std::string& workers_source = startup->resolved.workers_source;
   if (std::none_of(command.begin(), command.end(), [](const std::string& a) {
         return a.find("{port}") != std::string::npos || a.find("{socket}") != std::string::npos;
       })) {
@@ -579,7 +625,8 @@ int ServeExternal(int argc, char** argv) {
     }
   });
   CLAMS_LOG(kInfo, "starting the app: {}", fmt::join(command, " "));
-  RunUntilStopped(loop, executor, parts, o);
+  auto reloader = MakeReloader(*startup, parts, nullptr);
+  RunUntilStopped(loop, executor, parts, o, reloader.get());
   std::error_code ec;
   std::filesystem::remove_all(SocketDir(), ec);
   CLAMS_LOG(kInfo, "stopped");
