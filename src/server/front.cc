@@ -4,6 +4,8 @@
 
 #include "clams/base/log.h"
 #include "clams/mmif/json.h"
+#include "server/access_log.h"
+#include "server/status_page.h"
 
 namespace clams::server {
 namespace {
@@ -62,13 +64,8 @@ void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared
   // The access log line is written when the answer goes out (and not even
   // built when the access log is off).
   HttpServer::Respond logged = std::move(respond);
-  if (log::AccessLogEnabled()) {
-    logged = [start = std::chrono::steady_clock::now(), line = request.remote + " " + log::Quote(request.method + " " + request.target),
-              inner = std::move(logged)](HttpResponse response) {
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-      log::Access(fmt::format("{} {} {} {:.1f}ms", line, response.status, response.body.size(), ms));
-      inner(std::move(response));
-    };
+  if (const log::Level level = AccessLevel(request.path); log::AccessLogEnabled(level)) {
+    logged = WithAccessLog(request, level, std::move(logged));
   }
   const std::string& m = request.method;
   if (request.path == "/") {
@@ -105,6 +102,10 @@ void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared
     o["ready"] = false;
     o["reason"] = why;
     return logged(JsonResponse(503, mmif::WriteJson(o)));
+  }
+  if (request.path == "/status") {
+    if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));
+    return logged(StatusPageResponse());
   }
   if (request.path == "/metrics") {
     if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));
