@@ -130,7 +130,7 @@ def check_manifests(docs):
     check(str(ports["http"]) == arg_value(args, "--port"), "containerPort http differs from the server's --port")
     check(c["resources"]["limits"].get("nvidia.com/gpu") == 1, "the container does not ask for one GPU")
     probes = {}
-    for name, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready"), ("startupProbe", "/health")):
+    for name, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready")):
         probe = c.get(name)
         check(probe is not None, f"no {name}")
         http = probe["httpGet"]
