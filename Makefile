@@ -14,6 +14,9 @@ RUN_TARGETS = sentence-splitter clams
 # `make image`: which app (apps/<APP>) goes into the image, and the image's name.
 APP        ?= sentence-splitter
 IMAGE      ?= clams-$(APP):latest
+GIT_REVISION := $(shell git describe --tags --always --abbrev=10 2>/dev/null)
+# The app's version in the image's metadata (CLAMS_APP_VERSION); by default the git revision.
+APP_VERSION ?= $(GIT_REVISION)
 
 .PHONY: all deps configure build run describe test bench asan fuzz install docs format clean image image-test
 
@@ -96,11 +99,11 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 # format keeps the HEALTHCHECK (OCI images have none).
 image:
 	@if command -v podman >/dev/null 2>&1; then \
-	  podman build --format docker -f Containerfile --build-arg APP=$(APP) \
-	    --build-arg CLAMS_GIT_REVISION=$$(git describe --tags --always --abbrev=10 2>/dev/null) -t $(IMAGE) . ; \
+	  podman build --format docker -f Containerfile --build-arg APP=$(APP) --build-arg APP_VERSION=$(APP_VERSION) \
+	    --build-arg CLAMS_GIT_REVISION=$(GIT_REVISION) -t $(IMAGE) . ; \
 	elif command -v buildah >/dev/null 2>&1; then \
-	  buildah build --format docker -f Containerfile --build-arg APP=$(APP) \
-	    --build-arg CLAMS_GIT_REVISION=$$(git describe --tags --always --abbrev=10 2>/dev/null) -t $(IMAGE) . ; \
+	  buildah build --format docker -f Containerfile --build-arg APP=$(APP) --build-arg APP_VERSION=$(APP_VERSION) \
+	    --build-arg CLAMS_GIT_REVISION=$(GIT_REVISION) -t $(IMAGE) . ; \
 	else \
 	  echo "make image: needs podman or buildah, and neither is installed (apt-get install podman)." >&2; \
 	  echo "Without them, 'make image-test' builds the same stages in debootstrap chroots." >&2; \
@@ -110,7 +113,7 @@ image:
 # The Containerfile's stages built in debootstrap chroots and the server run from the result
 # (needs root and Debian's mirror; not part of CI). See scripts/image_test.py.
 image-test:
-	./scripts/image_test.py --app $(APP) --jobs $(JOBS)
+	./scripts/image_test.py --app $(APP) --app-version "$(APP_VERSION)" --jobs $(JOBS)
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i

@@ -339,7 +339,8 @@ def run_final(meta, work):
             status, body = http(port, "GET", "/")
             if status != 200:
                 raise Failure(f"GET / answered {status}")
-            results["app"] = json.loads(body)["name"]
+            metadata = json.loads(body)
+            results["app"] = f"{metadata['name']} {metadata['app_version']}"
             mmif = json.dumps({"metadata": {"mmif": "http://mmif.clams.ai/1.1.0"}, "documents": [
                 {"@type": "http://mmif.clams.ai/vocabulary/TextDocument/v1",
                  "properties": {"id": "d1", "text": {"@value": "A container. It answers.", "@language": "en"}}}],
@@ -369,6 +370,7 @@ def run_final(meta, work):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--app", default="sentence-splitter")
+    parser.add_argument("--app-version", default="", help="the APP_VERSION build argument")
     parser.add_argument("--work-dir", default=os.path.join(REPO, "build-image-test"))
     parser.add_argument("--keep", action="store_true", help="keep the stage roots after the run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(),
@@ -382,7 +384,7 @@ def main():
     os.makedirs(os.path.join(work, "cache"), exist_ok=True)
     revision = subprocess.run(["git", "-C", REPO, "describe", "--tags", "--always", "--abbrev=10"],
                               capture_output=True, text=True).stdout.strip()
-    build_args = {"APP": args.app, "CLAMS_GIT_REVISION": revision}
+    build_args = {"APP": args.app, "CLAMS_GIT_REVISION": revision, "APP_VERSION": args.app_version or revision}
     started = time.monotonic()
     global_args, stages = parse_stages(os.path.join(REPO, "Containerfile"), build_args)
     context = context_files()
