@@ -10,8 +10,16 @@ PORT       ?= 5000
 PREFIX     ?= /usr/local
 DEMO       ?= tests/data/mmif/demo.json
 SAMPLE     ?= tests/data/mmif/bars-tones-slates.json
+# What `make run` builds: the app it serves and the clams CLI (not the tests).
+RUN_TARGETS = sentence-splitter clams
+# `make image`: which app (apps/<APP>) goes into the image, and the image's name.
+APP        ?= sentence-splitter
+IMAGE      ?= clams-$(APP):latest
+GIT_REVISION := $(shell git describe --tags --always --abbrev=10 2>/dev/null)
+# The app's version in the image's metadata (CLAMS_APP_VERSION); by default the git revision.
+APP_VERSION ?= $(GIT_REVISION)
 
-.PHONY: all deps configure build run describe test bench asan tsan fuzz install docs format clean
+.PHONY: all deps configure build run describe test bench asan tsan fuzz install docs format clean image image-test
 
 all: build
 
@@ -27,15 +35,19 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 # The main job: the sentence-splitter app served in production mode, in the foreground.
-# The recipe execs the server, so Ctrl-C (SIGINT) reaches it: it drains and stops.
-run: build
+# Builds only the app and the CLI. The recipe execs the server, so Ctrl-C (SIGINT) reaches it:
+# it drains and stops.
+run: configure
+	cmake --build $(BUILD) -j $(JOBS) --target $(RUN_TARGETS)
 	@echo ""
 	@echo "Serving apps/sentence-splitter in production mode on http://localhost:$(PORT); Ctrl-C drains and stops it."
 	@echo "Try it from another terminal:"
 	@echo "  curl -s localhost:$(PORT)/   # metadata"
 	@echo "  curl -s -X POST 'localhost:$(PORT)/?pretty' -d @$(DEMO)   # sentences and tokens"
 	@echo "  curl -s localhost:$(PORT)/metrics   # Prometheus metrics"
+	@echo "  open http://localhost:$(PORT)/status   # the live page"
 	@echo "The GPU-memory-aware server on a simulated 24 GiB GPU (no GPU needed):"
+	@echo "  cmake --build $(BUILD) --target vram-workload"
 	@echo "  CLAMS_SIM_GPUS=24GiB CLAMS_SIM_STATE=/tmp/clams-sim ./$(BUILD)/apps/vram-workload/vram-workload --production --port 5001"
 	@echo "  curl -s -X POST 'localhost:5001/?model=large&hwFetch=true&pretty' -d @$(DEMO)"
 	@echo "  curl -s 'localhost:5001/?includeVRAM=true&pretty'   # devices, workers, queue"
@@ -102,6 +114,26 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target clams_fuzzers
 	./tests/fuzz/run.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-30}
+
+# The container image (Containerfile) with podman or buildah, whichever is installed. The docker
+# format keeps the HEALTHCHECK (OCI images have none).
+image:
+	@if command -v podman >/dev/null 2>&1; then \
+	  podman build --format docker -f Containerfile --build-arg APP=$(APP) --build-arg APP_VERSION=$(APP_VERSION) \
+	    --build-arg CLAMS_GIT_REVISION=$(GIT_REVISION) -t $(IMAGE) . ; \
+	elif command -v buildah >/dev/null 2>&1; then \
+	  buildah build --format docker -f Containerfile --build-arg APP=$(APP) --build-arg APP_VERSION=$(APP_VERSION) \
+	    --build-arg CLAMS_GIT_REVISION=$(GIT_REVISION) -t $(IMAGE) . ; \
+	else \
+	  echo "make image: needs podman or buildah, and neither is installed (apt-get install podman)." >&2; \
+	  echo "Without them, 'make image-test' builds the same stages in debootstrap chroots." >&2; \
+	  exit 1; \
+	fi
+
+# The Containerfile's stages built in debootstrap chroots and the server run from the result
+# (needs root and Debian's mirror; not part of CI). See scripts/image_test.py.
+image-test:
+	./scripts/image_test.py --app $(APP) --app-version "$(APP_VERSION)" --jobs $(JOBS)
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i

@@ -3,8 +3,10 @@
 
 #include <string_view>
 
+#include "clams/base/version.h"
 #include "clams/server/serve.h"
 #include "cli/commands.h"
+#include "server/command_line.h"
 
 int main(int argc, char** argv) {
   // `clams serve` takes every server flag and a command after `--`: it
@@ -12,6 +14,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "serve") return clams::ServeExternal(argc - 1, argv + 1);
   CLI::App app{"clams: tools for CLAMS apps (MMIF files, GPUs, memory profiles)"};
   app.require_subcommand(1);
+  clams::server::AddVersionFlag(app, "clams " + std::string(clams::Version()));
   clams::cli::CommandContext ctx;
   clams::cli::AddMmifCommands(app, ctx);
   clams::cli::AddGpuCommands(app, ctx);
@@ -19,6 +22,6 @@ int main(int argc, char** argv) {
   app.add_subcommand("serve",
                      "Serve an unmodified CLAMS app (e.g. a Python app) behind the GPU-aware front: "
                      "clams serve [server flags] -- CMD ... {port} ... (see `clams serve --help`)");
-  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = clams::server::ParseCommandLine(app, argc, argv)) return *exit_code;
   return ctx.exit_code;
 }

@@ -6,6 +6,8 @@
 
 #include "clams/base/log.h"
 #include "clams/mmif/json.h"
+#include "server/access_log.h"
+#include "server/status_page.h"
 #include "server/wire.h"
 
 namespace clams::server {
@@ -88,19 +90,14 @@ void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared
   std::string request_id = IsValidRequestId(given) ? std::string(given) : NewRequestId();
   // The access log line is written when the answer goes out (and not even
   // built when the access log is off).
-  HttpServer::Respond logged = [id = request_id, inner = std::move(respond)](HttpResponse response) {
+  HttpServer::Respond logged = std::move(respond);
+  if (const log::Level level = AccessLevel(request.path); log::AccessLogEnabled(level)) {
+    logged = WithAccessLog(request, level, std::move(logged));
+  }
+  logged = [id = request_id, inner = std::move(logged)](HttpResponse response) {
     response.headers.emplace_back(std::string(wire::kRequestIdHeader), id);
     inner(std::move(response));
   };
-  if (log::AccessLogEnabled()) {
-    logged = [start = std::chrono::steady_clock::now(),
-              line = request.remote + " " + log::Quote(request.method + " " + request.target), id = request_id,
-              inner = std::move(logged)](HttpResponse response) {
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-      log::Access(fmt::format("{} {} {} {:.1f}ms request_id={}", line, response.status, response.body.size(), ms, id));
-      inner(std::move(response));
-    };
-  }
   const std::string& m = request.method;
   if (request.path == "/") {
     if (m == "GET" || m == "HEAD") return logged(Metadata(request));
@@ -137,6 +134,10 @@ void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared
     o["ready"] = false;
     o["reason"] = why;
     return logged(JsonResponse(503, mmif::WriteJson(o)));
+  }
+  if (request.path == "/status") {
+    if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));
+    return logged(StatusPageResponse());
   }
   if (request.path == "/metrics") {
     if (m != "GET" && m != "HEAD") return logged(NotAllowed("GET, HEAD"));

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <optional>
+
 #include "clams/base/log.h"
 
 namespace clams::server {
@@ -88,7 +90,12 @@ void InProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> req
   }
   auto task = [this, slot, worker_id, request = std::move(request), answered, shared_done, timer]() mutable {
     ExecResult r;
-    r.answer = runner_.RunPrepared(request->call.mmif(), request->call.params);
+    {
+      // The app's log lines carry the request id.
+      std::optional<log::ScopedRequestId> scope;
+      if (!request->call.request_id.empty()) scope.emplace(request->call.request_id);
+      r.answer = runner_.RunPrepared(request->call.mmif(), request->call.params);
+    }
     loop_.Post([this, slot, worker_id, r = std::move(r), answered, shared_done, timer]() mutable {
       if (timer != 0) loop_.Cancel(timer);
       busy_[slot] = false;

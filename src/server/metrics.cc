@@ -2,7 +2,9 @@
 
 #include <cmath>
 
+#include "clams/base/version.h"
 #include "clams/mmif/json.h"
+#include "server/process_stats.h"
 
 namespace clams::server {
 namespace {
@@ -56,6 +58,19 @@ void Metrics::Declare(const std::string& name, const std::string& help, Type typ
   f.buckets = std::move(buckets);
 }
 
+void Metrics::DeclareFunction(const std::string& name, const std::string& help, Type type,
+                              std::function<double()> read) {
+  Family& f = families_[name];
+  f.help = help;
+  f.type = type;
+  f.read = std::move(read);
+}
+
+void Metrics::DeclareLabelValues(const std::string& name, const std::string& label,
+                                 const std::vector<std::string>& values) {
+  for (const std::string& v : values) Get(name, {{label, v}});
+}
+
 Metrics::Series& Metrics::Get(const std::string& name, const Labels& labels) {
   Family& f = families_[name];
   Series& s = f.series[labels];
@@ -96,6 +111,11 @@ std::string Metrics::Render() const {
     out += "# HELP " + name + " " + f.help + "\n";
     out += "# TYPE " + name + " " +
            (f.type == Type::kCounter ? "counter" : f.type == Type::kGauge ? "gauge" : "histogram") + "\n";
+    if (f.read) {
+      const double v = f.read();
+      if (!std::isnan(v)) out += name + " " + FormatValue(v) + "\n";
+      continue;
+    }
     if (f.type != Type::kHistogram) {
       if (f.series.empty() && f.type == Type::kCounter) out += name + " 0\n";
       for (const auto& [labels, s] : f.series) out += name + LabelText(labels) + " " + FormatValue(s.value) + "\n";
@@ -114,38 +134,69 @@ std::string Metrics::Render() const {
   return out;
 }
 
+const std::vector<double>& DurationBuckets() {
+  static const std::vector<double>* buckets = new std::vector<double>{
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600};
+  return *buckets;
+}
+
+std::string StatusClass(int http_status) {
+  if (http_status < 100 || http_status > 599) return "other";
+  return std::to_string(http_status / 100) + "xx";
+}
+
+void ObserveRequest(Metrics& metrics, int http_status, double seconds) {
+  metrics.Add("clams_requests_total", {{"code", std::to_string(http_status)}});
+  metrics.Observe("clams_request_duration_seconds", {{"status_class", StatusClass(http_status)}}, seconds);
+}
+
+Labels WorkerLabels(int worker_id) { return {{"worker", std::to_string(worker_id)}}; }
+
+void SetBuildInfo(Metrics& metrics, const std::string& app, const std::string& app_version) {
+  metrics.ClearSeries("clams_build_info");
+  metrics.Set("clams_build_info", {{"version", std::string(Version())}, {"app", app}, {"app_version", app_version}}, 1);
+}
+
 void DeclareServerMetrics(Metrics& m) {
-  // GPU requests may run for many minutes: buckets up to an hour.
-  const std::vector<double> latency = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
-                                       600, 1800, 3600};
   using T = Metrics::Type;
+  m.Declare("clams_build_info",
+            "Always 1; the labels name the clams-cpp version and the app's name and version.", T::kGauge);
   m.Declare("clams_requests_total", "Annotate requests answered, by HTTP status code.", T::kCounter);
+  // The codes an annotate request can get (DESIGN.md §7).
+  m.DeclareLabelValues("clams_requests_total", "code", {"200", "400", "413", "422", "500", "503", "504"});
   m.Declare("clams_request_duration_seconds",
             "Time from arrival to answer of annotate requests, by status class (2xx, 4xx, 5xx).", T::kHistogram,
-            latency);
+            DurationBuckets());
+  m.DeclareLabelValues("clams_request_duration_seconds", "status_class", {"2xx", "4xx", "5xx"});
   m.Declare("clams_queue_length", "Requests waiting for admission.", T::kGauge);
+  m.Set("clams_queue_length", {}, 0);
   m.Declare("clams_queue_wait_seconds", "Time requests waited in the queue before they started.", T::kHistogram,
-            latency);
+            DurationBuckets());
   m.Declare("clams_admission_rejections_total",
             "Requests refused without running, by reason (queue_full, queued_bytes, queue_timeout, impossible, "
             "draining).",
             T::kCounter);
+  m.DeclareLabelValues("clams_admission_rejections_total", "reason",
+                       {"queue_full", "queued_bytes", "queue_timeout", "impossible", "draining"});
   m.Declare("clams_client_gone_total",
             "Requests whose client disconnected before the answer (queued ones leave the queue; running ones are "
             "cancelled after --client-gone-grace).",
             T::kCounter);
-  m.Declare("clams_worker_running_requests", "Requests running on each worker (at most --threads).", T::kGauge);
   m.Declare("clams_gpu_memory_total_bytes", "Total memory of each GPU.", T::kGauge);
   m.Declare("clams_gpu_memory_used_bytes", "Used memory of each GPU (all processes), from the last sample.",
             T::kGauge);
   m.Declare("clams_gpu_memory_reserved_bytes",
             "Memory admitted requests may still allocate on each GPU (the admission ledger).", T::kGauge);
-  m.Declare("clams_worker_vram_bytes", "GPU memory used by each worker (its process tree).", T::kGauge);
+  m.Declare("clams_worker_vram_bytes", "GPU memory used by each worker (its process tree), by worker id.", T::kGauge);
+  m.Declare("clams_worker_running_requests", "Requests running on each worker (at most --threads), by worker id.", T::kGauge);
   m.Declare("clams_workers", "Workers by state.", T::kGauge);
   m.Declare("clams_worker_restarts_total",
             "Workers replaced, by reason (crash, request_timeout, client_gone, max_requests, drift, evict, oom, "
-            "reload, ready_timeout, lost_connection).",
+            "reload, ready_timeout, lost_connection, scale_down).",
             T::kCounter);
+  m.DeclareLabelValues("clams_worker_restarts_total", "reason",
+                       {"crash", "request_timeout", "client_gone", "max_requests", "drift", "evict", "oom", "reload",
+                        "ready_timeout", "lost_connection", "scale_down"});
   m.Declare("clams_oom_total",
             "Requests that ran out of GPU memory despite admission, with the measured usage to back it.", T::kCounter);
   m.Declare("clams_evictions_total", "Idle workers recycled to free GPU memory for a waiting request.",
@@ -154,6 +205,7 @@ void DeclareServerMetrics(Metrics& m) {
             "1 when GPU memory is attributed per worker process, 0 when only device totals are usable.",
             T::kGauge);
   m.Declare("clams_profiles", "Request classes with a measured memory profile.", T::kGauge);
+  DeclareProcessMetrics(m);
 }
 
 }  // namespace clams::server

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "clams/base/log.h"
+#include "server/command_line.h"
 
 namespace clams::server {
 
@@ -35,6 +36,11 @@ const std::vector<FlagInfo>& ServerFlagTable() {
        "Largest request body; larger ones get a 413 (a 6-hour pipeline's MMIF is ~50 MB; answers and the "
        "worker's document tree are many times the body)."},
       {"--log-level", "CLAMS_LOGLEVEL", "info", "trace, debug, info, warning, error, critical or off."},
+      {"--log-format", "CLAMS_LOG_FORMAT", "text",
+       "text (for people) or json (one object per line: time, level, pid, request_id, msg and fields)."},
+      {"--config", "CLAMS_CONFIG", "none",
+       "Read settings from FILE: one key = value per line (keys are these flags without --), # comments. "
+       "Flags on the command line win; the file is re-read on SIGHUP."},
       {"--header-timeout", "", "30",
        "Seconds a client has to send a request's headers: counted from the accept for a connection's first request, "
        "from the request's first byte for every later one; past it the connection is closed."},
@@ -95,6 +101,8 @@ void RegisterServerFlags(CLI::App& app, ServerOptions& o) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--max-body-size", o.max_body_size, help("--max-body-size"))->capture_default_str();
   app.add_option("--log-level", o.log_level, help("--log-level"));
+  app.add_option("--log-format", o.log_format, help("--log-format"))->capture_default_str();
+  app.add_option("--config", o.config_file, help("--config"));
   app.add_option("--header-timeout", o.header_timeout_seconds, help("--header-timeout"))
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -121,6 +129,7 @@ void RegisterServerFlags(CLI::App& app, ServerOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1.0));
   app.add_flag("--no-access-log", o.no_access_log, help("--no-access-log"));
+  AddServerHelp(app);
   // Internal (worker role); hidden from --help.
   app.add_option("--clams-worker-socket", o.worker_socket)->group("");
   app.add_option("--clams-worker-ready-fd", o.worker_ready_fd)->group("");

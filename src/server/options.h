@@ -56,6 +56,8 @@ struct ServerOptions {
   bool no_access_log = false;
   /// `clams serve app.py`: do not cap PyTorch at the worker's grant.
   bool no_torch_cap = false;
+  std::string log_format = "text";  ///< text or json (env CLAMS_LOG_FORMAT)
+  std::string config_file;          ///< --config FILE (env CLAMS_CONFIG); see config_file.h
 
   // Internal: the worker role of the production server.
   std::string worker_socket;

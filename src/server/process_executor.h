@@ -122,6 +122,9 @@ class ProcessExecutor : public Executor {
   Endpoint WorkerEndpoint(int worker_id) const;
   /// Ids of workers that are ready.
   std::vector<int> ReadyWorkers() const;
+  /// Arguments for workers started from now on (SIGHUP config reload: new
+  /// log settings reach the workers the reload replaces).
+  void SetWorkerArgs(std::vector<std::string> args) { options_.worker_args = std::move(args); }
 
  private:
   struct Worker;

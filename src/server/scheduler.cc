@@ -20,8 +20,6 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 
 std::string Bytes(std::uint64_t b) { return gpu::FormatBytes(b); }
 
-std::string StatusClass(int status) { return std::to_string(status / 100) + "xx"; }
-
 bool Contains(const std::vector<std::string>& v, std::string_view x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
@@ -132,9 +130,7 @@ void Scheduler::Answer(Job& job, HttpResponse response) {
                                                       ? vram::VramHeaderValue(job.estimate, job.estimate.full_bytes, 0)
                                                       : vram::VramHeaderValueNone());
   }
-  metrics_.Add("clams_requests_total", {{"code", std::to_string(response.status)}});
-  metrics_.Observe("clams_request_duration_seconds", {{"status_class", StatusClass(response.status)}},
-                   Seconds(loop_.Now() - job.arrived));
+  ObserveRequest(metrics_, response.status, Seconds(loop_.Now() - job.arrived));
   job.respond(std::move(response));
 }
 

@@ -118,6 +118,16 @@ class Scheduler {
 
   const SchedulerOptions& options() const { return options_; }
 
+  /// SIGHUP config reload: new limits. max-queue applies to the next arrival,
+  /// the queue timeout to requests queued from now on, the request timeout
+  /// to requests dispatched from now on.
+  void SetLimits(std::size_t max_queue, std::chrono::milliseconds queue_timeout,
+                 std::chrono::milliseconds request_timeout) {
+    options_.max_queue = max_queue;
+    options_.queue_timeout = queue_timeout;
+    options_.request_timeout = request_timeout;
+  }
+
  private:
   bool HasGpus() const { return has_gpus_; }
   std::vector<vram::DeviceView> Devices() const;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -18,8 +19,11 @@
 
 #include "clams/app/runner.h"
 #include "clams/base/log.h"
+#include "clams/base/version.h"
 #include "clams/gpu/probe.h"
 #include "clams/vram/vram.h"
+#include "server/command_line.h"
+#include "server/config_file.h"
 #include "server/event_loop.h"
 #include "server/file_limit.h"
 #include "server/front.h"
@@ -76,13 +80,30 @@ Status SetLogLevel(const std::string& name) {
   return Status::Ok();
 }
 
-// The settings every server command reads after its flags: environment
-// fallbacks, the log level and the access log.
-Status ApplyLoggingAndEnvironment(ServerOptions& options, bool workers_from_flag, std::string* workers_source) {
-  CLAMS_RETURN_IF_ERROR(server::ApplyEnvironment(options, workers_from_flag, workers_source));
-  CLAMS_RETURN_IF_ERROR(SetLogLevel(options.log_level).WithContext("--log-level"));
-  log::SetAccessLogEnabled(!options.no_access_log);
-  return Status::Ok();
+// The settings every server command reads after its flags: the config file,
+// environment fallbacks, the log level and format, the access log. Also what
+// a SIGHUP needs to re-read the config file.
+struct StartupSettings {
+  ServerOptions command_line;
+  std::set<std::string> given;  // flags on the command line
+  server::Settings resolved;
+};
+
+StatusOr<StartupSettings> ApplyLoggingAndEnvironment(const ServerOptions& command_line,
+                                                     std::set<std::string> given) {
+  StartupSettings s{command_line, std::move(given), {}};
+  CLAMS_ASSIGN_OR_RETURN(s.resolved, server::ResolveSettings(s.command_line, s.given));
+  CLAMS_RETURN_IF_ERROR(server::ApplyLogSettings(s.resolved.options));
+  return s;
+}
+
+// The arguments a native worker process is started with: its log settings
+// and its request slots.
+std::vector<std::string> WorkerArgs(const ServerOptions& o, int threads) {
+  std::vector<std::string> args = {"--log-level", o.log_level, "--log-format", o.log_format, "--threads",
+                                   std::to_string(threads)};
+  if (o.no_access_log) args.push_back("--no-access-log");
+  return args;
 }
 
 // --- local batch use ---------------------------------------------------------
@@ -320,6 +341,7 @@ Status StartFront(server::EventLoop& loop, AppRunner& runner, server::Executor& 
                                                                }));
   const std::uint16_t port = parts.http->port();
   const AppMetadata& md = runner.metadata();
+  server::SetBuildInfo(metrics, md.name, md.app_version);
   CLAMS_LOG(kInfo, "serving {} ({}) on http://{}:{} with the {} executor", md.name, md.identifier, o.host, port,
             executor.kind());
   if (!port_file.empty()) {
@@ -334,9 +356,29 @@ Status StartFront(server::EventLoop& loop, AppRunner& runner, server::Executor& 
 // must not hold the shutdown).
 constexpr std::chrono::seconds kFlushBeforeExit{5};
 
+// SIGHUP with a config file: re-read it and apply what can change while
+// serving (null without a config file). `workers` is null for external apps.
+std::unique_ptr<server::ConfigReloader> MakeReloader(const StartupSettings& s, FrontParts& parts,
+                                                     server::ProcessExecutor* workers, int threads) {
+  if (s.resolved.options.config_file.empty()) return nullptr;
+  server::ConfigReloader::Hooks hooks;
+  hooks.set_limits = [&parts](const server::RuntimeLimits& l) {
+    if (parts.scheduler) {
+      parts.scheduler->SetLimits(l.max_queue, Ms(l.queue_timeout_seconds), Ms(l.request_timeout_seconds));
+    }
+  };
+  if (workers != nullptr) {
+    hooks.set_worker_options = [workers, threads](const ServerOptions& o) {
+      workers->SetWorkerArgs(WorkerArgs(o, threads));
+    };
+  }
+  return std::make_unique<server::ConfigReloader>(s.command_line, s.given, s.resolved, std::move(hooks));
+}
+
 // Signals and the loop: SIGTERM/SIGINT drain then stop (a second one stops
-// at once), SIGHUP replaces the workers.
-void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontParts& parts, const ServerOptions& o) {
+// at once), SIGHUP re-reads the config file (if any) and replaces the workers.
+void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontParts& parts, const ServerOptions& o,
+                     server::ConfigReloader* reloader = nullptr) {
   bool stopping = false;
   auto shutdown = [&](const char* why) {
     if (stopping || !parts.scheduler) {
@@ -359,7 +401,10 @@ void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontP
   };
   loop.OnSignal(SIGTERM, [&] { shutdown("SIGTERM"); });
   loop.OnSignal(SIGINT, [&] { shutdown("SIGINT"); });
-  loop.OnSignal(SIGHUP, [&] { executor.ReplaceAll(); });
+  loop.OnSignal(SIGHUP, [&] {
+    if (reloader != nullptr) (void)reloader->Reload();  // logs what it applied or could not
+    executor.ReplaceAll();
+  });
   // gunicorn's convention: SIGTTIN adds a worker, SIGTTOU removes one.
   loop.OnSignal(SIGTTIN, [&] { executor.Scale(+1); });
   loop.OnSignal(SIGTTOU, [&] { executor.Scale(-1); });
@@ -367,8 +412,9 @@ void RunUntilStopped(server::EventLoop& loop, server::Executor& executor, FrontP
   if (parts.http) parts.http->StopAccepting();
 }
 
-int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& workers_source,
-              const std::string& port_file) {
+int RunServer(AppRunner& runner, const StartupSettings& startup, const std::string& port_file) {
+  const ServerOptions& o = startup.resolved.options;
+  const std::string& workers_source = startup.resolved.workers_source;
   PrepareServerProcess();
   server::EventLoop loop;
   const AppMetadata& md = runner.metadata();
@@ -400,8 +446,7 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
                                   : fmt::format("after {} request(s)", o.max_requests));
     server::ProcessExecutorOptions po;
     po.executable = ExecutablePath();
-    po.worker_args = {"--log-level", o.log_level, "--threads", std::to_string(threads)};
-    if (o.no_access_log) po.worker_args.push_back("--no-access-log");
+    po.worker_args = WorkerArgs(o, threads);
     po.worker_devices = plan.devices;
     po.threads = threads;
     po.devices = gpus.devices;
@@ -434,7 +479,9 @@ int RunServer(AppRunner& runner, const ServerOptions& o, const std::string& work
     CLAMS_LOG(kCritical, "cannot start workers: {}", s.ToString());
     return 1;
   }
-  RunUntilStopped(loop, *executor, parts, o);
+  auto reloader = MakeReloader(startup, parts,
+                               o.production ? static_cast<server::ProcessExecutor*>(executor.get()) : nullptr, threads);
+  RunUntilStopped(loop, *executor, parts, o, reloader.get());
   CLAMS_LOG(kInfo, "stopped");
   return 0;
 }
@@ -544,25 +591,29 @@ int Serve(App& app, int argc, char** argv) {
   cli.add_option("--port-file", port_file, "Write the bound port to this file (for tests and scripts).");
   bool print_flags = false;
   cli.add_flag("--print-flags-markdown", print_flags)->group("");
-  try {
-    cli.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
-  }
+  const std::string program = server::ProgramName(argv[0]);
+  server::AddVersionFlag(cli, program + " " + md.app_version + " (clams-cpp " + std::string(Version()) + ")");
+  if (auto exit_code = server::ParseCommandLine(cli, argc, argv)) return *exit_code;
   if (print_flags) {
     std::cout << server::FlagsMarkdown();
     return 0;
   }
-  std::string workers_source;
-  if (Status st = ApplyLoggingAndEnvironment(options, cli.count("--workers") > 0, &workers_source); !st.ok()) {
-    std::cerr << st.message() << "\n";
-    return 2;
+  std::set<std::string> given = server::CommandLineKeys(cli);
+  if (!options.worker_socket.empty()) {
+    // Workers take their settings from the front's command line only.
+    options.config_file.clear();
+    given.insert("config");
+  }
+  auto startup = ApplyLoggingAndEnvironment(options, std::move(given));
+  if (!startup.ok()) {
+    std::cerr << program << ": " << startup.status().message() << "\n";
+    return server::kUsageExitCode;
   }
   if (!options.worker_socket.empty()) {
     const int threads = runner.app().thread_safe() ? std::max(1, options.threads) : 1;
     return server::RunNativeWorker(runner, options.worker_socket, options.worker_ready_fd, threads);
   }
-  return RunServer(runner, options, workers_source, port_file);
+  return RunServer(runner, *startup, port_file);
 }
 
 int ServeExternal(int argc, char** argv) {
@@ -591,35 +642,34 @@ int ServeExternal(int argc, char** argv) {
   std::vector<std::string> command;
   cli.add_option("command", command, "APP.py (or a folder holding app.py), or the app's command line after --")
       ->required();
+  server::AddVersionFlag(cli, "clams serve " + std::string(Version()));
   // `--` selects the generic form; without it the one argument is a Python app.
   const bool generic = std::any_of(argv + 1, argv + argc, [](const char* a) { return std::string_view(a) == "--"; });
-  try {
-    cli.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
+  if (auto exit_code = server::ParseCommandLine(cli, argc, argv, "clams serve")) return *exit_code;
+  auto startup = ApplyLoggingAndEnvironment(o, server::CommandLineKeys(cli));
+  if (!startup.ok()) {
+    std::cerr << "clams serve: " << startup.status().message() << "\n";
+    return server::kUsageExitCode;
   }
+  o = startup->resolved.options;
+  const std::string& workers_source = startup->resolved.workers_source;
   const bool python_app = !generic;
   if (python_app) {
     if (command.size() != 1) {
       std::cerr << "clams serve: give one Python app (clams serve APP.py) or a command after -- (clams serve -- "
                    "CMD ... {port})\n";
-      return 2;
+      return server::kUsageExitCode;
     }
     auto adapter_command = AdapterCommand(command[0], python, o.threads, o.no_torch_cap);
     if (!adapter_command.ok()) {
       std::cerr << "clams serve: " << adapter_command.status().message() << "\n";
-      return adapter_command.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+      return adapter_command.status().code() == StatusCode::kInvalidArgument ? server::kUsageExitCode : 1;
     }
     command = std::move(adapter_command).value();
   } else if (cli.count("--python") > 0 || o.no_torch_cap) {
     std::cerr << "clams serve: --python and --no-torch-cap apply to a Python app (clams serve APP.py), not to a "
                  "command after --\n";
-    return 2;
-  }
-  std::string workers_source;
-  if (Status st = ApplyLoggingAndEnvironment(o, cli.count("--workers") > 0, &workers_source); !st.ok()) {
-    std::cerr << st.message() << "\n";
-    return 2;
+    return server::kUsageExitCode;
   }
   if (std::none_of(command.begin(), command.end(), [](const std::string& a) {
         return a.find("{port}") != std::string::npos || a.find("{socket}") != std::string::npos;
@@ -754,7 +804,8 @@ int ServeExternal(int argc, char** argv) {
     }
   });
   CLAMS_LOG(kInfo, "starting the app: {}", fmt::join(command, " "));
-  RunUntilStopped(loop, executor, parts, o);
+  auto reloader = MakeReloader(*startup, parts, nullptr, 1);
+  RunUntilStopped(loop, executor, parts, o, reloader.get());
   CLAMS_LOG(kInfo, "stopped");
   return exit_code;
 }

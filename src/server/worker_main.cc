@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -80,11 +81,12 @@ HttpResponse Serve(AppRunner& runner, const HttpRequest& request) {
     bad.failure = FailureKind::kBadInput;
     return wire::EncodeAnswer(std::move(bad));
   }
-  if (!call->request_id.empty()) CLAMS_LOG(kDebug, "request {} started", call->request_id);
+  // Every line logged while the request runs (the app's too) carries its id.
+  std::optional<log::ScopedRequestId> scope;
+  if (!call->request_id.empty()) scope.emplace(call->request_id);
+  CLAMS_LOG(kDebug, "request started");
   AnnotateOutcome outcome = runner.RunPrepared(request.body, call->params);
-  if (!call->request_id.empty()) {
-    CLAMS_LOG(kDebug, "request {} answered {}", call->request_id, outcome.http_status);
-  }
+  CLAMS_LOG(kDebug, "request answered {}", outcome.http_status);
   return wire::EncodeAnswer(std::move(outcome));
 }
 

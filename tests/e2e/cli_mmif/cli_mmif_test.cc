@@ -277,11 +277,13 @@ TEST_F(CliMmifTest, DescribeRefusesInvalidFiles) {
 
 TEST_F(CliMmifTest, UsageErrors) {
   Result none = Run("mmif");
-  EXPECT_NE(none.exit_code, 0);
-  EXPECT_THAT(none.out + none.err, HasSubstr("subcommand"));
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_EQ(none.err,
+            "clams mmif: a command is required (validate, roundtrip or describe)\n"
+            "Run 'clams mmif --help' for usage.\n");
   Result no_file = Run("mmif validate");
-  EXPECT_NE(no_file.exit_code, 0);
-  EXPECT_THAT(no_file.out + no_file.err, HasSubstr("files is required"));
+  EXPECT_EQ(no_file.exit_code, 2);
+  EXPECT_EQ(no_file.err, "clams mmif validate: files is required\nRun 'clams mmif validate --help' for usage.\n");
   Result help = Run("mmif roundtrip --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_THAT(help.out, HasSubstr("--python-style"));

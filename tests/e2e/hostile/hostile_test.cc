@@ -497,6 +497,13 @@ TEST_F(HostileTest, AnIdleKeepAliveConnectionOutlivesTheHeaderTimeout) {
 // --- 10.3: out of file descriptors ---------------------------------------------------------------
 
 TEST(HostileFdTest, Issue10ConnectionFloodPastTheFileLimitDoesNotSpinAndServesAgainAfterwards) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizer runtimes in the server need descriptors of their own: out
+  // of them, UBSan's memory-readability probe (it opens a pipe) reports a
+  // false "invalid vptr" inside Boost and halts the server. The release build
+  // (make test) runs this test.
+  GTEST_SKIP() << "needs a server without sanitizers (they open descriptors of their own)";
+#endif
   // The server runs with at most 64 descriptors (soft and hard: it cannot
   // raise them), and 200 clients connect and stay silent.
   constexpr int kLimit = 64;

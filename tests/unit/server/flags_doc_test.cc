@@ -75,7 +75,7 @@ TEST(FlagsDocTest, EnvironmentColumnNamesTheVariablesMainReads) {
   for (const auto& f : ServerFlagTable()) {
     if (!f.env.empty()) with_env.insert(f.flag);
   }
-  EXPECT_EQ(with_env, (std::set<std::string>{"--workers", "--threads", "--profile-dir", "--log-level"}));
+  EXPECT_EQ(with_env, (std::set<std::string>{"--workers", "--threads", "--profile-dir", "--log-level", "--log-format", "--config"}));
 }
 
 TEST(FlagsDocTest, ThreadsComeFromTheFlagThenCLAMS_THREADS) {
