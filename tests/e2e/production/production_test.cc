@@ -13,6 +13,7 @@
 #include <iostream>
 #include <future>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "e2e/production/workload.h"
@@ -262,6 +263,45 @@ std::vector<testing::ProcessId> TreeAndOthers(pid_t root, const std::vector<pid_
     }
   }
   return all;
+}
+
+// Issue 14: one request can be followed through the logs of the front and of
+// the worker that ran it by its X-Request-Id.
+TEST_F(ProductionTest, Issue14TheRequestIdIsOnTheAnswerAndOnTheFrontsAndTheWorkersLines) {
+  Workload w("24GiB", {"--workers", "1", "--log-level", "debug"});
+  const std::string id = "trace-5f3a9c";
+  HttpResponse r = w.PostBody("?model=tiny&holdMs=10", VideoMmif(), {{"X-Request-Id", id}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Header(r, "X-Request-Id"), id);
+  const pid_t front = w.server().process().pid();
+  const int worker = w.Pids().at(0);
+  auto line_of = [&](int pid, const std::string& text) {
+    std::istringstream lines(w.server().Log());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("pid=" + std::to_string(pid) + " ") != std::string::npos &&
+          line.find("request_id=" + id + " ") != std::string::npos && line.find(text) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  // Every line the worker logs while it runs the request carries the id.
+  EXPECT_TRUE(testing::WaitFor([&] { return line_of(worker, "request answered 200"); }, std::chrono::seconds(10)))
+      << w.server().Log();
+  EXPECT_TRUE(line_of(worker, "request started"));
+  // The front's access line too.
+  EXPECT_TRUE(testing::WaitFor([&] { return line_of(front, "\"POST /?model=tiny&holdMs=10\" 200"); },
+                               std::chrono::seconds(10)))
+      << w.server().Log();
+  // No id, or one with characters an id may not have: a fresh one, on the answer.
+  const server::Headers invalid = {{"X-Request-Id", "not an id; has spaces"}};
+  for (const server::Headers& headers : {server::Headers{}, invalid}) {
+    HttpResponse g = w.PostBody("?model=tiny&holdMs=10", VideoMmif(), headers);
+    ASSERT_EQ(g.status, 200) << g.body;
+    const std::string fresh = Header(g, "X-Request-Id");
+    EXPECT_EQ(fresh.size(), 16u) << fresh;
+    EXPECT_NE(fresh, id);
+  }
 }
 
 TEST_F(ProductionTest, Issue10NoProcessOfAWorkerTreeOutlivesAKilledFront) {
