@@ -188,7 +188,8 @@ void DeclareServerMetrics(Metrics& m) {
   m.Declare("clams_gpu_memory_reserved_bytes",
             "Memory admitted requests may still allocate on each GPU (the admission ledger).", T::kGauge);
   m.Declare("clams_worker_vram_bytes", "GPU memory used by each worker (its process tree), by worker id.", T::kGauge);
-  m.Declare("clams_worker_running_requests", "Requests running on each worker (at most --threads), by worker id.", T::kGauge);
+  m.Declare("clams_worker_running_requests", "Requests running on each worker (at most --threads), by worker id.",
+            T::kGauge);
   m.Declare("clams_workers", "Workers by state.", T::kGauge);
   m.Declare("clams_worker_restarts_total",
             "Workers replaced, by reason (crash, request_timeout, client_gone, max_requests, drift, evict, oom, "
