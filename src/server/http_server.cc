@@ -220,25 +220,44 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   enum class State { kWaiting, kHeader, kBody, kHandling, kWriting, kLingering, kClosed };
   enum class OnExpiry { kClose, kBodyTimeout };
 
-  // --- timer: one per connection; a newer Arm() replaces the older one.
+  // --- timer: one per connection, one deadline at a time; a newer Arm()
+  // replaces the older deadline. The wait is started again only when the new
+  // deadline comes before the pending wait's expiry; otherwise the pending
+  // wait fires at its own expiry and waits again for the rest. A connection
+  // that serves request after request therefore sets no timer per request
+  // (each reset of the one timer was a timerfd_settime and a cancelled wait
+  // to complete). The wait holds the session weakly: it never keeps a
+  // connection alive.
   void Arm(Clock::time_point deadline, OnExpiry what) {
+    deadline_ = deadline;
+    on_expiry_ = what;
+    if (timer_waiting_ && timer_.expiry() <= deadline) return;
+    StartTimer(deadline);
+  }
+  void StartTimer(Clock::time_point at) {
     const std::uint64_t generation = ++timer_generation_;
-    timer_.expires_at(deadline);
-    timer_.async_wait([self = this->shared_from_this(), generation, what](beast::error_code ec) {
-      if (ec || generation != self->timer_generation_) return;
-      if (what == OnExpiry::kBodyTimeout) {
-        self->body_timed_out_ = true;
-        beast::error_code ignored;
-        self->socket_.cancel(ignored);
-      } else {
-        self->Close();
-      }
+    timer_waiting_ = true;
+    timer_.expires_at(at);
+    timer_.async_wait([weak = std::weak_ptr<Session>(this->shared_from_this()), generation](beast::error_code ec) {
+      auto self = weak.lock();
+      if (!self || generation != self->timer_generation_) return;
+      self->timer_waiting_ = false;
+      if (!ec) self->OnTimer();
     });
   }
-  void Disarm() {
-    ++timer_generation_;
-    timer_.cancel();
+  void OnTimer() {
+    if (!deadline_) return;  // disarmed
+    if (Clock::now() < *deadline_) return StartTimer(*deadline_);
+    deadline_.reset();
+    if (on_expiry_ == OnExpiry::kBodyTimeout) {
+      body_timed_out_ = true;
+      beast::error_code ignored;
+      socket_.cancel(ignored);
+    } else {
+      Close();
+    }
   }
+  void Disarm() { deadline_.reset(); }
 
   // --- reading a request
   // Waits for the first byte of the next request: the header timeout covers
@@ -440,6 +459,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
     Disarm();
+    ++timer_generation_;
+    timer_waiting_ = false;
+    timer_.cancel();
     beast::error_code ec;
     socket_.shutdown(Socket::shutdown_both, ec);
     socket_.close(ec);
@@ -448,6 +470,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Socket socket_;
   net::steady_timer timer_;
   std::uint64_t timer_generation_ = 0;
+  bool timer_waiting_ = false;
+  std::optional<Clock::time_point> deadline_;
+  OnExpiry on_expiry_ = OnExpiry::kClose;
   std::shared_ptr<Shared> shared_;
   const HttpServerOptions& options_;
   beast::flat_buffer buffer_;
