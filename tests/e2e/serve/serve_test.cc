@@ -197,7 +197,8 @@ TEST_F(ServeTest, SigtermDrainsAndStopsTheAppProcesses) {
 TEST_F(ServeTest, AppsListeningOnAUnixSocketWork) {
   Served s("8GiB", {"--workers", "2"}, /*unix_socket=*/true);
   EXPECT_THAT(Call(s.port(), "GET", "/").body, StartsWith("{\"name\": \"Flask Test App\""));
-  HttpResponse r = s.Post("?allocMiB=500&holdMs=50&hwFetch=true");
+  // Long enough for the sampler (20 ms while busy) on a loaded machine.
+  HttpResponse r = s.Post("?allocMiB=500&holdMs=300&hwFetch=true");
   ASSERT_EQ(r.status, 200) << r.body;
   json::value out = Json(r.body);
   EXPECT_EQ(LastView(out).at("metadata").at("appProfiling").at("hardware").at("cuda"),
