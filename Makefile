@@ -108,8 +108,9 @@ $(FUZZ_BUILD)/build.ninja:
 	  -DCLAMS_BUILD_TESTS=OFF -DCLAMS_BUILD_BENCH=OFF -DCLAMS_BUILD_APPS=OFF -DCLAMS_INSTALL=OFF $(CMAKE_ARGS)
 
 # A short libFuzzer run of every parser of network input: the MMIF parser and validator, the
-# query string and parameter refinement, request envelopes, the HTTP request parser
-# (tests/fuzz/). FUZZ_SECONDS (default 30) is the total, split evenly across the targets.
+# query string and parameter refinement, request envelopes, the HTTP request parser, the
+# front<->worker wire format (tests/fuzz/). FUZZ_SECONDS (default 30) is the total, split evenly
+# across the targets.
 # Only the fuzz targets and what they link are built.
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target clams_fuzzers
