@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -50,6 +51,10 @@ MMIF = json.dumps({
 # What the steady load asks for: the smallest model, a short hold.
 LOAD_QUERY = "/?model=tiny&holdMs=100"
 PR_SET_PDEATHSIG = 1
+# fd exhaustion: the front's descriptor limit, and how many idle connections
+# the flood opens (well past it).
+FD_FLOOD_LIMIT = 256
+FD_FLOOD_CONNECTIONS = 600
 # How long a load client waits after a 503 before its next request.
 RETRY_BACKOFF_S = 0.1
 
@@ -62,7 +67,7 @@ def die_with_parent():
 class Server:
     """One production server with its own simulated GPUs and profiles."""
 
-    def __init__(self, build, workers, extra_args=(), gpus="24GiB", prepare=None):
+    def __init__(self, build, workers, extra_args=(), gpus="24GiB", prepare=None, nofile=0):
         self.build = build
         self.dir = tempfile.mkdtemp(prefix="clams-chaos-")
         self.profiles = os.path.join(self.dir, "profiles")
@@ -77,8 +82,12 @@ class Server:
                 "--port", "0", "--port-file", port_file, "--host", "127.0.0.1", "--workers", str(workers)]
         args += list(extra_args)
         self.log = open(self.log_path, "wb")
+        def setup():
+            die_with_parent()
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=die_with_parent)
+                                     preexec_fn=setup)
         self.port = 0
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline and self.proc.poll() is None:
@@ -686,6 +695,35 @@ def sc_slow_clients(build, seconds):
     return r
 
 
+def sc_fd_exhaustion(build, seconds):
+    r = Result("fd exhaustion (front limited to %d)" % FD_FLOOD_LIMIT)
+    s = Server(build, 2, nofile=FD_FLOOD_LIMIT)
+    flood_result = {}
+
+    def fault(stop):
+        socks = []
+        refused = 0
+        for _ in range(FD_FLOOD_CONNECTIONS):
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", s.port), timeout=5))
+            except OSError:
+                refused += 1
+        stop.wait(seconds / 2)  # the flood holds its connections this long
+        for c in socks:
+            c.close()
+        flood_result.update(opened=len(socks), refused=refused)
+        # Once the flood is gone a new client is served again.
+        flood_result["recovered"] = wait_for(lambda: s.get("/health", timeout=5)[0] == 200, 30)
+    try:
+        run_load(s, r, seconds, 4, fault)
+        finish(r, s)
+        r.check(flood_result.get("recovered"), "a new client is served after the flood: %s" % flood_result)
+        r.check(set(r.tally.status) <= {200, 503}, "answers are 200 or 503")
+    finally:
+        s.stop()
+    return r
+
+
 def sc_hostile_requests(build, seconds):
     """100 KB headers, Transfer-Encoding edge cases, pipelining, 100k-deep
     JSON and 100k parameters, each sent on its own connection beside load."""
@@ -752,6 +790,7 @@ SCENARIOS = [
     Scenario("readonly", "the profile directory cannot be written", sc_readonly_profiles),
     Scenario("corrupt", "garbage profile files at start, the sim state overwritten mid-load", sc_corrupt_files),
     Scenario("slow", "50 slowloris connections and slow bodies beside load", sc_slow_clients),
+    Scenario("fds", "600 idle connections against a front limited to 256 descriptors", sc_fd_exhaustion),
     Scenario("hostile", "100 KB headers, TE edge cases, pipelining, 100k-deep JSON, 100k params", sc_hostile_requests,
              smoke=True),
 ]
