@@ -72,6 +72,7 @@ class Server:
     def __init__(self, build, workers, extra_args=(), gpus="24GiB", prepare=None, nofile=0):
         self.build = build
         self.dir = tempfile.mkdtemp(prefix="clams-chaos-")
+        self.mounts = []  # unmounted by stop()
         self.profiles = os.path.join(self.dir, "profiles")
         self.env = dict(os.environ)
         self.env.update({"CLAMS_SIM_GPUS": gpus, "CLAMS_SIM_STATE": os.path.join(self.dir, "sim-state"),
@@ -177,6 +178,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        for m in self.mounts:
+            subprocess.run(["umount", m], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -597,6 +600,46 @@ def sc_readonly_profiles(build, seconds):
     return r
 
 
+def sc_full_profiles(build, seconds):
+    r = Result("full profile directory")
+    mounted = []  # for a server that did not start
+
+    def prepare(server):
+        # A 64 KiB tmpfs filled to the last byte (needs root; skipped otherwise).
+        os.makedirs(server.profiles)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", server.profiles],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SkipScenario("cannot mount a small tmpfs: " + done.stderr.strip())
+        mounted.append(server.profiles)
+        server.mounts.append(server.profiles)
+        try:
+            with open(os.path.join(server.profiles, "filler"), "wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        except OSError:
+            pass  # ENOSPC: the directory is full
+    try:
+        s = Server(build, 2, prepare=prepare)
+        try:
+            run_load(s, r, seconds, 4, queries=[LOAD_QUERY, "/?model=base&holdMs=100&declareVram=false"])
+            finish(r, s)
+            r.check(set(r.tally.status) == {200}, "every answer is 200")
+            r.check(not profile_files(s.profiles), "no profile fitted in the full directory")
+        finally:
+            s.stop()
+    except RuntimeError:
+        for m in mounted:
+            subprocess.run(["umount", m], capture_output=True)
+        raise
+    return r
+
+
+class SkipScenario(Exception):
+    pass
+
+
 def sc_corrupt_files(build, seconds):
     r = Result("corrupted profile and sim-state files")
     measured = "/?model=base&holdMs=100&declareVram=false"
@@ -799,6 +842,7 @@ SCENARIOS = [
     Scenario("oom", "every other request failMode=oom", sc_oom_storm),
     Scenario("foreign", "a foreign sim-alloc of 19.5 of 24 GiB for 1 s, every 2 s", sc_foreign),
     Scenario("readonly", "the profile directory cannot be written", sc_readonly_profiles),
+    Scenario("full", "the profile directory is full (a filled 64 KiB tmpfs; root only)", sc_full_profiles),
     Scenario("corrupt", "garbage profile files at start, the sim state overwritten mid-load", sc_corrupt_files),
     Scenario("slow", "50 slowloris connections and slow bodies beside load", sc_slow_clients),
     Scenario("fds", "600 idle connections against a front limited to 256 descriptors", sc_fd_exhaustion),
@@ -885,6 +929,8 @@ def main():
             r = Result(sc.name)
             r.check(False, str(e))
             results.append(r)
+        except SkipScenario as e:
+            print("chaos: %s skipped: %s" % (sc.name, e), flush=True)
         print("chaos: %s done in %.0f s" % (sc.name, time.monotonic() - t0), flush=True)
     print_table(results, a.table)
     return 1 if any(r.failed() for r in results) else 0
