@@ -54,9 +54,13 @@ PR_SET_PDEATHSIG = 1
 # fd exhaustion: the front's descriptor limit, and how many idle connections
 # the flood opens (well past it).
 FD_FLOOD_LIMIT = 256
+FD_FLOOD_CONNECTIONS = 600
 # foreign: what the foreign process holds of the simulated 24 GiB.
 FOREIGN_SPIKE = "19968MiB"
-FD_FLOOD_CONNECTIONS = 600
+# How often the driver polls observable state (readiness, idle workers).
+POLL_INTERVAL_S = 0.1
+# How long a client waits before connecting again after a refused connect.
+RECONNECT_DELAY_S = 0.05
 # How long a load client waits after a 503 before its next request.
 RETRY_BACKOFF_S = 0.1
 
@@ -101,7 +105,7 @@ class Server:
                 pass
             if self.port and self.get("/ready")[0] == 200 and self.all_idle(workers):
                 return
-            time.sleep(0.1)
+            time.sleep(POLL_INTERVAL_S)
         raise RuntimeError("the server did not start; its log:\n" + self.tail())
 
     def tail(self, n=4000):
@@ -233,7 +237,7 @@ class Load:
                     # A refused connect is not a lost request: nothing was sent.
                     self.tally.refuse()
                     conn = None
-                    self.stopping.wait(0.05)
+                    self.stopping.wait(RECONNECT_DELAY_S)
                     continue
             try:
                 conn.request("POST", query, body=MMIF, headers={"Content-Type": "application/json"})
@@ -827,7 +831,7 @@ def wait_for(pred, timeout):
     while time.monotonic() < deadline:
         if pred():
             return True
-        time.sleep(0.1)
+        time.sleep(POLL_INTERVAL_S)
     return pred()
 
 
