@@ -19,7 +19,7 @@ GIT_REVISION := $(shell git describe --tags --always --abbrev=10 2>/dev/null)
 # The app's version in the image's metadata (CLAMS_APP_VERSION); by default the git revision.
 APP_VERSION ?= $(GIT_REVISION)
 
-.PHONY: all deps configure build run describe test bench asan tsan fuzz install docs format clean image image-test
+.PHONY: all deps configure build run describe test bench asan tsan fuzz chaos chaos-smoke soak install docs format clean image image-test
 
 all: build
 
@@ -108,12 +108,31 @@ $(FUZZ_BUILD)/build.ninja:
 	  -DCLAMS_BUILD_TESTS=OFF -DCLAMS_BUILD_BENCH=OFF -DCLAMS_BUILD_APPS=OFF -DCLAMS_INSTALL=OFF $(CMAKE_ARGS)
 
 # A short libFuzzer run of every parser of network input: the MMIF parser and validator, the
-# query string and parameter refinement, request envelopes, the HTTP request parser
-# (tests/fuzz/). FUZZ_SECONDS (default 30) is the total, split evenly across the targets.
+# query string and parameter refinement, request envelopes, the HTTP request parser, the
+# front<->worker wire format (tests/fuzz/). FUZZ_SECONDS (default 30) is the total, split evenly
+# across the targets.
 # Only the fuzz targets and what they link are built.
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target clams_fuzzers
 	./tests/fuzz/run.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-30}
+
+# The chaos suite (tests/chaos/chaos.py, docs/reliability.md): every scenario under steady load
+# on simulated GPUs, one row each (answers by status, lost, front alive, simulated OOM, front
+# RSS), the table also in $(BUILD)/chaos-table.md. Minutes. `chaos-smoke` is the short subset
+# ctest runs; `soak` runs SOAK_MINUTES (default 30) at 2x capacity.
+CHAOS_TARGETS = vram-workload clams
+SOAK_MINUTES ?= 30
+chaos: configure
+	cmake --build $(BUILD) -j $(JOBS) --target $(CHAOS_TARGETS)
+	python3 tests/chaos/chaos.py --build $(BUILD) --table $(BUILD)/chaos-table.md
+
+chaos-smoke: configure
+	cmake --build $(BUILD) -j $(JOBS) --target $(CHAOS_TARGETS)
+	python3 tests/chaos/chaos.py --build $(BUILD) --smoke
+
+soak: configure
+	cmake --build $(BUILD) -j $(JOBS) --target $(CHAOS_TARGETS)
+	python3 tests/chaos/chaos.py --build $(BUILD) --soak $(SOAK_MINUTES) --table $(BUILD)/soak-table.md
 
 # The container image (Containerfile) with podman or buildah, whichever is installed. The docker
 # format keeps the HEALTHCHECK (OCI images have none).

@@ -140,19 +140,15 @@ AnnotateOutcome DecodeAnswer(HttpResponse response, bool external) {
   AnnotateOutcome a;
   a.http_status = response.status;
   a.content_type = std::move(response.content_type);
+  // The status decides the class of failure; X-Clams-Failure only refines it
+  // within that class. A header that contradicts the status (any external
+  // app can send any header) never makes a 2xx a failure, a 4xx an app
+  // failure or a 5xx the client's fault.
   const std::string_view failure = FindHeader(response.headers, kFailureHeader);
-  if (failure == kFailureAppOom) {
-    a.failure = FailureKind::kAppOom;
-  } else if (failure == kFailureAppError) {
-    a.failure = FailureKind::kAppError;
-  } else if (failure == kFailureBadInput) {
-    a.failure = FailureKind::kBadInput;
-  } else if (failure == kFailureBadParameters) {
-    a.failure = FailureKind::kBadParameters;
-  } else if (a.http_status >= 500) {
-    a.failure = FailureKind::kAppError;
+  if (a.http_status >= 500) {
+    a.failure = failure == kFailureAppOom ? FailureKind::kAppOom : FailureKind::kAppError;
   } else if (a.http_status >= 400) {
-    a.failure = FailureKind::kBadInput;
+    a.failure = failure == kFailureBadParameters ? FailureKind::kBadParameters : FailureKind::kBadInput;
   }
   if (a.http_status >= 500 && (external || a.failure == FailureKind::kAppOom)) {
     const OomSignal oom = ExternalOomSignal(response);

@@ -98,8 +98,10 @@ StatusOr<NativeCall> DecodeNative(const HttpRequest& request);
 
 /// A native worker's answer for `outcome`.
 HttpResponse EncodeAnswer(AnnotateOutcome outcome);
-/// The front's reading of a worker's answer. External apps: kAppOom only
-/// from X-Clams-Oom or the error view's exception class (ExternalOomSignal).
+/// The front's reading of a worker's answer. The status decides the class
+/// of failure (2xx none, 4xx the input's, 5xx the app's); X-Clams-Failure
+/// only refines it within that class. External apps: kAppOom only from
+/// X-Clams-Oom or the error view's exception class (ExternalOomSignal).
 AnnotateOutcome DecodeAnswer(HttpResponse response, bool external);
 
 /// `[["name", ["v1", "v2"]], ...]`

@@ -2,7 +2,7 @@
 # Runs every libFuzzer target for a while, one after the other.
 #   tests/fuzz/run.sh BUILD_DIR SECONDS [TARGET...]
 # SECONDS is the total budget, split evenly across the targets (at least 1 s each). TARGETs
-# default to all of them: mmif_fuzz params_fuzz envelope_fuzz http_fuzz.
+# default to all of them: mmif_fuzz params_fuzz envelope_fuzz http_fuzz wire_fuzz.
 # BUILD_DIR is a build configured with CXX=clang++ -DCLAMS_BUILD_FUZZ=ON (see `make fuzz`).
 # Each target's corpus grows in BUILD_DIR/fuzz/<target>/corpus across runs; it is seeded from
 # tests/fuzz/corpus/<target without _fuzz>/ (mmif_fuzz: the shared MMIF samples and invalid
@@ -15,7 +15,7 @@ build=${1:?usage: tests/fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}
 seconds=${2:-30}
 shift 2 || shift $#
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(mmif_fuzz params_fuzz envelope_fuzz http_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(mmif_fuzz params_fuzz envelope_fuzz http_fuzz wire_fuzz)
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 shared=${CLAMS_SHARED_DIR:-$root/../shared}

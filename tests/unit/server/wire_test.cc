@@ -79,6 +79,42 @@ TEST(WireTest, OomIsRecognisedFromTheExceptionClassNeverFromWords) {
   EXPECT_EQ(decoded.failure, FailureKind::kAppError);
 }
 
+// Found by wire_fuzz: a failure header that contradicts the status (an app
+// behind the adapter, or any external app, can send any header) must not
+// turn a 200 into an OOM (which the front answers 503, learns from and
+// recycles the worker for) or a 4xx into an app error.
+TEST(WireTest, FailureHeadersCountOnlyWithAStatusOfTheirClass) {
+  for (bool external : {false, true}) {
+    HttpResponse ok;
+    ok.status = 200;
+    ok.headers = {{"X-Clams-Failure", "app-oom"}, {"X-Clams-Oom", "1; tried=1024"}};
+    AnnotateOutcome a = wire::DecodeAnswer(ok, external);
+    EXPECT_EQ(a.failure, FailureKind::kNone) << external;
+    EXPECT_EQ(a.oom_tried_bytes, 0u) << external;
+    EXPECT_EQ(a.error, "") << external;
+
+    HttpResponse bad;
+    bad.status = 400;
+    bad.headers = {{"X-Clams-Failure", "app-error"}};
+    EXPECT_EQ(wire::DecodeAnswer(bad, external).failure, FailureKind::kBadInput) << external;
+    bad.headers = {{"X-Clams-Failure", "bad-parameters"}};
+    EXPECT_EQ(wire::DecodeAnswer(bad, external).failure, FailureKind::kBadParameters) << external;
+
+    HttpResponse failed;
+    failed.status = 500;
+    failed.headers = {{"X-Clams-Failure", "bad-input"}};
+    EXPECT_EQ(wire::DecodeAnswer(failed, external).failure, FailureKind::kAppError) << external;
+  }
+  // What a native worker does send is read as before.
+  HttpResponse oom;
+  oom.status = 500;
+  oom.headers = {{"X-Clams-Failure", "app-oom"}, {"X-Clams-Oom", "1; tried=2048"}};
+  AnnotateOutcome a = wire::DecodeAnswer(oom, /*external=*/false);
+  EXPECT_EQ(a.failure, FailureKind::kAppOom);
+  EXPECT_EQ(a.oom_tried_bytes, 2048u);
+  EXPECT_EQ(a.error, "app failure");
+}
+
 // Issue 9.1: keys are decoded as JSON parsers decode them; the last of
 // duplicate keys wins, as in Python.
 TEST(IntakeTest, Issue9EnvelopeKeysAreDecodedAndTheLastDuplicateWins) {
