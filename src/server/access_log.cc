@@ -14,16 +14,15 @@ log::Level AccessLevel(std::string_view path) {
   return log::Level::kInfo;
 }
 
-HttpServer::Respond WithAccessLog(const HttpRequest& request, log::Level level, HttpServer::Respond respond) {
+HttpServer::Respond WithAccessLog(const HttpRequest& request, log::Level level, std::string request_id,
+                                  HttpServer::Respond respond) {
   return [start = std::chrono::steady_clock::now(), remote = request.remote, method = request.method,
-          target = request.target, request_id = std::string(FindHeader(request.headers, "X-Request-Id")), level,
+          target = request.target, request_id = std::move(request_id), level,
           inner = std::move(respond)](HttpResponse response) {
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    std::string id(FindHeader(response.headers, "X-Request-Id"));
-    if (id.empty()) id = request_id;
     {
       std::optional<log::ScopedRequestId> scope;
-      if (!id.empty()) scope.emplace(id);
+      if (!request_id.empty()) scope.emplace(request_id);
       const std::string line = fmt::format("{} {} {} {} {:.1f}ms", remote, log::Quote(method + " " + target),
                                            response.status, response.body.size(), ms);
       if (log::GetFormat() == log::Format::kJson) {

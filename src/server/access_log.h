@@ -10,6 +10,7 @@
 #ifndef CLAMS_SRC_SERVER_ACCESS_LOG_H_
 #define CLAMS_SRC_SERVER_ACCESS_LOG_H_
 
+#include <string>
 #include <string_view>
 
 #include "clams/base/log.h"
@@ -21,10 +22,11 @@ namespace clams::server {
 /// kDebug for probe and polling paths, kInfo otherwise.
 log::Level AccessLevel(std::string_view path);
 
-/// Wraps `respond` so that the answer is logged at `level` when it goes out.
-/// The line carries the X-Request-Id of the answer (else of the request) as
-/// its request id. Call only when log::AccessLogEnabled(level).
-HttpServer::Respond WithAccessLog(const HttpRequest& request, log::Level level, HttpServer::Respond respond);
+/// Wraps `respond` so that the answer is logged at `level` when it goes out,
+/// with `request_id` (the id the front gave the request: the client's valid
+/// X-Request-Id or a new one). Call only when log::AccessLogEnabled(level).
+HttpServer::Respond WithAccessLog(const HttpRequest& request, log::Level level, std::string request_id,
+                                  HttpServer::Respond respond);
 
 }  // namespace clams::server
 

@@ -92,7 +92,7 @@ void Front::Handle(HttpRequest request, HttpServer::Respond respond, std::shared
   // built when the access log is off).
   HttpServer::Respond logged = std::move(respond);
   if (const log::Level level = AccessLevel(request.path); log::AccessLogEnabled(level)) {
-    logged = WithAccessLog(request, level, std::move(logged));
+    logged = WithAccessLog(request, level, request_id, std::move(logged));
   }
   logged = [id = request_id, inner = std::move(logged)](HttpResponse response) {
     response.headers.emplace_back(std::string(wire::kRequestIdHeader), id);
