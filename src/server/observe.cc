@@ -273,7 +273,7 @@ void UpdateGauges(const ObserveInputs& in, Metrics& metrics) {
   for (const auto& [id, w] : in.registry->all()) {
     Labels state{{"state", std::string(vram::WorkerStateName(w.state))}};
     metrics.Set("clams_workers", state, metrics.Value("clams_workers", state) + 1);
-    const Labels worker{{"worker", std::to_string(id)}};
+    const Labels worker = WorkerLabels(id);
     metrics.Set("clams_worker_running_requests", worker, static_cast<double>(w.running.size()));
     if (in.sampler != nullptr) {
       metrics.Set("clams_worker_vram_bytes", worker, static_cast<double>(in.sampler->WorkerUsage(id)));
