@@ -11,6 +11,7 @@
 #include <thread>
 #include <typeinfo>
 
+#include "app/json_scan.h"
 #include "app/python_text.h"
 #include "clams/base/log.h"
 #include "clams/mmif/json.h"
@@ -18,6 +19,10 @@
 
 namespace clams {
 namespace {
+
+using app_internal::SkipString;
+using app_internal::SkipValue;
+using app_internal::SkipWs;
 
 constexpr std::string_view kJsonContentType = "application/json";
 constexpr std::string_view kTextContentType = "text/plain; charset=utf-8";
@@ -138,53 +143,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
   return out;
-}
-
-// Skips one JSON value starting at `i` (after whitespace); returns the
-// index after it, or npos if the text breaks off or is malformed at the
-// level we can see.
-std::size_t SkipWs(std::string_view s, std::size_t i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-  return i;
-}
-
-std::size_t SkipString(std::string_view s, std::size_t i) {
-  // s[i] == '"'
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      return i + 1;
-    }
-  }
-  return std::string_view::npos;
-}
-
-std::size_t SkipValue(std::string_view s, std::size_t i) {
-  i = SkipWs(s, i);
-  if (i >= s.size()) return std::string_view::npos;
-  if (s[i] == '"') return SkipString(s, i);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    for (; i < s.size(); ++i) {
-      char c = s[i];
-      if (c == '"') {
-        i = SkipString(s, i);
-        if (i == std::string_view::npos) return i;
-        --i;
-      } else if (c == '{' || c == '[') {
-        ++depth;
-      } else if (c == '}' || c == ']') {
-        if (--depth == 0) return i + 1;
-      }
-    }
-    return std::string_view::npos;
-  }
-  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
-         s[i] != '\r' && s[i] != '\t') {
-    ++i;
-  }
-  return i;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "clams/gpu/probe.h"
 #include "clams/mmif/json.h"
 #include "clams/mmif/validate.h"
+#include "app/json_scan.h"
 
 namespace clams::server {
 namespace {
@@ -13,51 +14,9 @@ namespace {
 // The arena for parsing a request body: the tree takes about twice the text.
 constexpr std::size_t kArenaBytesPerBodyByte = 2;
 
-std::size_t SkipWs(std::string_view s, std::size_t i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-  return i;
-}
-
-// s[i] == '"'; the index after the closing quote (npos if unterminated).
-std::size_t SkipString(std::string_view s, std::size_t i) {
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      return i + 1;
-    }
-  }
-  return std::string_view::npos;
-}
-
-// One JSON value from `i` (after whitespace) in a well-formed text: the
-// index after it.
-std::size_t SkipValue(std::string_view s, std::size_t i) {
-  i = SkipWs(s, i);
-  if (i >= s.size()) return std::string_view::npos;
-  if (s[i] == '"') return SkipString(s, i);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    for (; i < s.size(); ++i) {
-      const char c = s[i];
-      if (c == '"') {
-        i = SkipString(s, i);
-        if (i == std::string_view::npos) return i;
-        --i;
-      } else if (c == '{' || c == '[') {
-        ++depth;
-      } else if (c == '}' || c == ']') {
-        if (--depth == 0) return i + 1;
-      }
-    }
-    return std::string_view::npos;
-  }
-  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
-         s[i] != '\r' && s[i] != '\t') {
-    ++i;
-  }
-  return i;
-}
+using app_internal::SkipString;
+using app_internal::SkipValue;
+using app_internal::SkipWs;
 
 // The decoded text of a JSON string token ("param\u0065ters" -> parameters).
 std::string DecodeKey(std::string_view token) {
