@@ -32,12 +32,6 @@ class AdmissionTest : public ::testing::Test {
   static void SetUpTestSuite() { RegisterSchemaCheck(); }
 };
 
-std::uint64_t EstimateOf(const HttpResponse& r) {
-  const std::string v = Header(r, "X-Clams-Vram");
-  const auto at = v.find("estimate=");
-  return at == std::string::npos ? 0 : std::stoull(v.substr(at + 9));
-}
-
 json::value AppConfiguration(const HttpResponse& r) {
   return LastView(Json(r.body)).at("metadata").at("appConfiguration");
 }

@@ -26,12 +26,6 @@ class LoadOnceTest : public ::testing::Test {
   static void SetUpTestSuite() { RegisterSchemaCheck(); }
 };
 
-std::uint64_t EstimateOf(const HttpResponse& r) {
-  const std::string v = Header(r, "X-Clams-Vram");
-  const auto at = v.find("estimate=");
-  return at == std::string::npos ? 0 : std::stoull(v.substr(at + 9));
-}
-
 int Running(Workload& w) { return w.Runtime().at("queue").at("running").to_number<int>(); }
 
 // Four large requests on one worker with --threads 4: the weights are loaded

@@ -58,6 +58,12 @@ std::string Header(const HttpResponse& r, std::string_view name) {
   return std::string(server::FindHeader(r.headers, name));
 }
 
+std::uint64_t EstimateOf(const HttpResponse& r) {
+  const std::string v = Header(r, "X-Clams-Vram");
+  const auto at = v.find("estimate=");
+  return at == std::string::npos ? 0 : std::stoull(v.substr(at + 9));
+}
+
 double MetricValue(const std::string& metrics, const std::string& series) {
   std::istringstream in(metrics);
   std::string line;

@@ -5,6 +5,7 @@
 #define CLAMS_TESTS_E2E_PRODUCTION_WORKLOAD_H_
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -57,6 +58,8 @@ class Workload {
 std::string ErrorMessage(const HttpResponse& r);
 /// A response header ("" if absent).
 std::string Header(const HttpResponse& r, std::string_view name);
+/// The `estimate=` bytes of the answer's X-Clams-Vram header (0 if absent).
+std::uint64_t EstimateOf(const HttpResponse& r);
 /// The value of one metric series line ("name{labels}" exactly), -1 if absent.
 double MetricValue(const std::string& metrics, const std::string& series);
 
