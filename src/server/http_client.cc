@@ -4,6 +4,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
+#include <sys/socket.h>
+#include <cerrno>
 
 #include "clams/base/log.h"
 #include "server/asio_loop.h"
@@ -89,8 +91,12 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
   struct Pending {
     Done done;
     http::request<http::string_body> request;
+    std::optional<http::request_serializer<http::string_body>> serializer;
     std::optional<http::response_parser<http::string_body>> parser;
     std::chrono::milliseconds timeout{0};
+    // The connect was started without waiting for it (see Connect): a
+    // failure of the first write is the connect's.
+    bool connecting = false;
   };
 
   void Arm(const std::shared_ptr<Pending>& p) {
@@ -112,44 +118,82 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
       auto address = net::ip::make_address(endpoint_.host, ec);
       if (ec) return Finish(p, InvalidArgumentError("bad address " + endpoint_.host));
       ep = tcp::endpoint(address, endpoint_.port);
+      // An external app (Werkzeug's HTTP/1.0 server, gunicorn's sync
+      // workers) closes every connection, so this runs once per request. A
+      // non-blocking connect on loopback has mostly finished when connect()
+      // returns: write at once instead of waiting for the event loop to say
+      // so (an epoll round trip and two more system calls). A write before
+      // the handshake is done waits for the socket like any other write,
+      // and a refused connection fails it.
+      auto& socket = stream_->socket();
+      socket.open(ep.protocol(), ec);
+      if (!ec) socket.non_blocking(true, ec);
+      if (!ec) socket.set_option(tcp::no_delay(true), ec);
+      if (!ec && ::connect(socket.native_handle(), ep.data(), static_cast<socklen_t>(ep.size())) != 0 &&
+          errno != EINPROGRESS) {
+        ec = beast::error_code(errno, boost::system::system_category());
+      }
+      if (ec) return FailLater(p, "connect", ec);
+      p->connecting = true;
+      return Write(p);
     }
     stream_->async_connect(ep, [this, self = this->shared_from_this(), p](beast::error_code ec) {
       if (p != state_) return;
       if (ec) return Finish(p, Failure("connect", ec));
-      if constexpr (std::is_same_v<Protocol, tcp>) {
-        beast::error_code ignored;
-        stream_->socket().set_option(tcp::no_delay(true), ignored);
-      }
       Write(p);
     });
   }
 
+  // The request usually fits in the socket's send buffer: it is written on
+  // the spot, and only what did not fit waits for the socket.
   void Write(const std::shared_ptr<Pending>& p) {
     Arm(p);
-    http::async_write(*stream_, p->request, [this, self = this->shared_from_this(), p](beast::error_code ec,
-                                                                                         std::size_t) {
-      if (p != state_) return;
-      if (ec) return Finish(p, Failure("send", ec));
-      p->parser.emplace();
-      p->parser->skip(p->request.method() == http::verb::head);  // no body follows a HEAD answer
-      p->parser->body_limit(boost::none);
-      p->parser->header_limit(1 << 20);
-      // Each request starts from an empty buffer, as with a fresh one: bytes
-      // an earlier answer left behind are never read as this one's.
-      buffer_.consume(buffer_.size());
-      if (buffer_.capacity() < kAnswerBufferBytes) buffer_.reserve(kAnswerBufferBytes);
-      http::async_read(*stream_, buffer_, *p->parser, [this, self, p](beast::error_code rec, std::size_t) {
-        if (p != state_) return;
-        if (rec) return Finish(p, Failure("receive", rec));
-        auto res = p->parser->release();
-        if (!res.keep_alive()) {
-          beast::error_code ignored;
-          stream_->socket().shutdown(Protocol::socket::shutdown_both, ignored);
-          stream_->close();
-        }
-        Finish(p, FromBeast(res));
-      });
+    p->serializer.emplace(p->request);
+    beast::error_code ec;
+    auto& socket = stream_->socket();
+    if (!socket.non_blocking()) socket.non_blocking(true, ec);
+    if (!ec) http::write(socket, *p->serializer, ec);
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) {
+      return FailLater(p, p->connecting ? "connect" : "send", ec);
+    }
+    if (!ec) return Written(p, ec);
+    http::async_write(*stream_, *p->serializer,
+                      [this, self = this->shared_from_this(), p](beast::error_code wec, std::size_t) {
+                        if (p != state_) return;
+                        Written(p, wec);
+                      });
+  }
+
+  // Failures found on the spot are reported from the event loop, as those of
+  // the asynchronous operations are: a caller is never called back from
+  // inside its own Send().
+  void FailLater(const std::shared_ptr<Pending>& p, std::string_view stage, beast::error_code ec) {
+    net::post(io_, [this, self = this->shared_from_this(), p, stage, ec] {
+      if (p == state_) Finish(p, Failure(stage, ec));
     });
+  }
+
+  void Written(const std::shared_ptr<Pending>& p, beast::error_code ec) {
+    if (ec) return Finish(p, Failure(p->connecting ? "connect" : "send", ec));
+    p->connecting = false;
+    p->serializer.reset();
+    p->parser.emplace();
+    p->parser->skip(p->request.method() == http::verb::head);  // no body follows a HEAD answer
+    p->parser->body_limit(boost::none);
+    p->parser->header_limit(1 << 20);
+    // Each request starts from an empty buffer, as with a fresh one: bytes
+    // an earlier answer left behind are never read as this one's.
+    buffer_.consume(buffer_.size());
+    if (buffer_.capacity() < kAnswerBufferBytes) buffer_.reserve(kAnswerBufferBytes);
+    http::async_read(*stream_, buffer_, *p->parser,
+                     [this, self = this->shared_from_this(), p](beast::error_code rec, std::size_t) {
+                       if (p != state_) return;
+                       if (rec) return Finish(p, Failure("receive", rec));
+                       auto res = p->parser->release();
+                       // The whole answer is read: a close is all the peer needs to see.
+                       if (!res.keep_alive()) stream_->close();
+                       Finish(p, FromBeast(res));
+                     });
   }
 
   Status Failure(std::string_view stage, beast::error_code ec) {

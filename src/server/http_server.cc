@@ -35,6 +35,9 @@ constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
 
 // Bytes read at once while waiting for the first byte of a request.
 constexpr std::size_t kFirstReadBytes = 4096;
+// How long a request waits for its answer before its connection is watched
+// for the client leaving (see ArmWatchSweep).
+constexpr auto kDisconnectWatchDelay = std::chrono::milliseconds(20);
 // After the last answer on a connection that closes, what the client still
 // sends is read and dropped for this long (and up to this many bytes) before
 // the socket is closed: closing with unread data would send a reset, which
@@ -159,6 +162,10 @@ class SessionBase {
   virtual void OnDrain() = 0;
   // The drain's bound passed: close now.
   virtual void ForceClose() = 0;
+  // Its request has waited kDisconnectWatchDelay: watch for the client
+  // leaving (see Session::OnRequest).
+  virtual void StartDisconnectWatch() = 0;
+  Clock::time_point handed_at{};  // when its request went to the handler
 };
 
 // What every session of one listener shares; sessions keep it alive, so
@@ -174,11 +181,46 @@ struct Shared {
   // Shutdown()'s `done`, run when the last session goes (once).
   std::function<void()> on_all_closed;
   net::io_context* io = nullptr;
+  // Sessions whose request went to the handler and whose connection is not
+  // watched yet, and the one timer that starts their watches.
+  std::unordered_set<SessionBase*> unwatched;
+  std::unique_ptr<net::steady_timer> watch_timer;
+  bool watch_timer_waiting = false;
 
   void FinishIfEmpty() {
     if (open == 0 && on_all_closed) net::post(*io, std::exchange(on_all_closed, nullptr));
   }
 };
+
+// Watching a connection for its client leaving costs a system call per
+// request (the wait re-arms the socket in epoll); most requests are answered
+// long before a departure could matter. So a request is watched only once it
+// has waited kDisconnectWatchDelay: one timer per listener, set while any
+// request waits unwatched, starts the watches of those that waited that
+// long. A client that leaves is noticed at most about twice that delay after
+// its request was read.
+void ArmWatchSweep(const std::shared_ptr<Shared>& shared) {
+  if (shared->watch_timer_waiting || shared->unwatched.empty()) return;
+  if (!shared->watch_timer) shared->watch_timer = std::make_unique<net::steady_timer>(*shared->io);
+  shared->watch_timer_waiting = true;
+  shared->watch_timer->expires_after(kDisconnectWatchDelay);
+  shared->watch_timer->async_wait([weak = std::weak_ptr<Shared>(shared)](beast::error_code ec) {
+    auto s = weak.lock();
+    if (!s) return;
+    s->watch_timer_waiting = false;
+    if (ec) return;
+    const Clock::time_point cutoff = Clock::now() - kDisconnectWatchDelay;
+    std::vector<SessionBase*> due;
+    for (SessionBase* session : s->unwatched) {
+      if (session->handed_at <= cutoff) due.push_back(session);
+    }
+    for (SessionBase* session : due) {
+      s->unwatched.erase(session);
+      session->StartDisconnectWatch();
+    }
+    ArmWatchSweep(s);
+  });
+}
 
 template <class Protocol>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Protocol>> {
@@ -200,6 +242,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
   }
   ~Session() override {
+    shared_->unwatched.erase(this);
     shared_->sessions.erase(this);
     --shared_->open;
     shared_->FinishIfEmpty();
@@ -207,6 +250,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void Start() {
     header_deadline_ = Clock::now() + options_.header_timeout;
+    // Writes are first tried on the spot (see Send): a full send buffer must
+    // say so instead of blocking the loop thread.
+    beast::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return Close();
     WaitForRequest();
   }
 
@@ -215,6 +263,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void ForceClose() override { Close(); }
+
+  void StartDisconnectWatch() override {
+    if (pending_ && state_ != State::kClosed) WatchForDisconnect();
+  }
 
  private:
   enum class State { kWaiting, kHeader, kBody, kHandling, kWriting, kLingering, kClosed };
@@ -295,6 +347,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     parser_.emplace();
     ConfigureParser(*parser_, options_);
     Arm(deadline, OnExpiry::kClose);
+    // A request's header usually came whole in the read that woke us: parse
+    // it on the spot, without another trip through the event loop.
+    beast::error_code parsed;
+    if (ParseBuffered(/*until_done=*/false, parsed)) return OnHeader(parsed);
     http::async_read_header(socket_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                               self->OnHeader(ec);
@@ -326,8 +382,32 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     ReadBody();
   }
 
+  // Feeds what the buffer holds to the parser, as Beast's reads do before
+  // they read the socket. True when that settled it: the header (or, with
+  // `until_done`, the whole message) is parsed, or `ec` holds an error other
+  // than "need more".
+  bool ParseBuffered(bool until_done, beast::error_code& ec) {
+    auto settled = [&] { return until_done ? parser_->is_done() : parser_->is_header_done(); };
+    while (!settled() && buffer_.size() > 0) {
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        return false;
+      }
+      if (ec) return true;
+      if (used == 0) return false;
+    }
+    return settled();
+  }
+
   void ReadBody() {
-    if (parser_->is_done()) return OnRequest();
+    beast::error_code parsed;
+    if (ParseBuffered(/*until_done=*/true, parsed)) {
+      if (!parsed) return OnRequest();
+      if (auto rejection = BodyError(parsed, options_)) return Reject(*rejection);
+      return Close();
+    }
     state_ = State::kBody;
     body_timed_out_ = false;
     // Our own timer, which cancels the read instead of closing the socket,
@@ -357,7 +437,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     HttpRequest out = ToHttpRequest(req, remote_);
     cancel_ = std::make_shared<CancelSignal>();
-    WatchForDisconnect();
+    handed_at = Clock::now();
+    shared_->unwatched.insert(this);
+    ArmWatchSweep(shared_);
     // The answer callback owns the session until it is called: nothing else
     // keeps it alive while the request waits in the queue or runs.
     shared_->handler(std::move(out),
@@ -385,6 +467,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void Write(HttpResponse response) {
     if (!pending_) return;
     pending_ = false;
+    shared_->unwatched.erase(this);
     if (cancel_) cancel_->Clear();
     if (disconnected_ || state_ == State::kClosed) return Close();
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(response.status),
@@ -417,18 +500,41 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     Send(std::move(res), /*close=*/true);
   }
 
+  // An answer usually fits in the socket's send buffer: it is written on the
+  // spot, without a trip through the event loop, and only what did not fit
+  // waits for the socket (under the write timeout).
   void Send(std::shared_ptr<http::response<http::string_body>> res, bool close) {
     response_ = std::move(res);
     state_ = State::kWriting;
+    serializer_.emplace(*response_);
+    beast::error_code ec;
+    http::write(socket_, *serializer_, ec);
+    if (ec != net::error::would_block && ec != net::error::try_again) return Sent(ec, close, /*inline_call=*/true);
     Arm(Clock::now() + options_.write_timeout, OnExpiry::kClose);
-    http::async_write(socket_, *response_, [self = this->shared_from_this(), close](beast::error_code ec, std::size_t) {
+    http::async_write(socket_, *serializer_, [self = this->shared_from_this(), close](beast::error_code wec,
+                                                                                     std::size_t) {
       self->Disarm();
-      self->response_.reset();
-      if (ec || self->state_ != State::kWriting) return self->Close();
-      if (close) return self->CloseGracefully();
-      self->first_ = false;
-      self->WaitForRequest();
+      self->Sent(wec, close, /*inline_call=*/false);
     });
+  }
+
+  void Sent(beast::error_code ec, bool close, bool inline_call) {
+    serializer_.reset();
+    response_.reset();
+    if (ec || state_ != State::kWriting) return Close();
+    if (close) return CloseGracefully();
+    first_ = false;
+    if (inline_call && buffer_.size() > 0) {
+      // A pipelined request is already here. Reading it now would nest its
+      // handling inside the answer to the one before (and so on, as deep as
+      // the client pipelines): take it from the event loop instead.
+      state_ = State::kWaiting;
+      net::post(socket_.get_executor(), [self = this->shared_from_this()] {
+        if (self->state_ == State::kWaiting) self->WaitForRequest();
+      });
+      return;
+    }
+    WaitForRequest();
   }
 
   // --- closing
@@ -458,6 +564,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void Close() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
+    shared_->unwatched.erase(this);
     Disarm();
     ++timer_generation_;
     timer_waiting_ = false;
@@ -479,6 +586,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<Parser> parser_;
   std::shared_ptr<http::response<http::empty_body>> continue_;
   std::shared_ptr<http::response<http::string_body>> response_;
+  std::optional<http::response_serializer<http::string_body>> serializer_;
   std::shared_ptr<CancelSignal> cancel_;
   std::string remote_;
   State state_ = State::kWaiting;

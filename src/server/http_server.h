@@ -2,7 +2,9 @@
 // inside http_server.cc only). Keep-alive and pipelining, header/body/idle
 // timeouts, a body size limit (413 before the body is read when
 // Content-Length says so), strict message framing (RFC 9112 §6), "Expect:
-// 100-continue", detection of clients that leave while their request waits,
+// 100-continue", detection of clients that leave while their request waits
+// (a request is watched once it has waited 20 ms, so a client that leaves
+// is noticed within about 40 ms; a quicker answer costs no watch),
 // a drain that answers every request it reads, and an accept loop that
 // survives running out of file descriptors.
 //

@@ -68,11 +68,16 @@ void Metrics::DeclareFunction(const std::string& name, const std::string& help, 
 
 void Metrics::DeclareLabelValues(const std::string& name, const std::string& label,
                                  const std::vector<std::string>& values) {
-  for (const std::string& v : values) Get(name, {{label, v}});
+  for (const std::string& v : values) GetSeries(GetFamily(name), {{label, v}});
 }
 
-Metrics::Series& Metrics::Get(const std::string& name, const Labels& labels) {
-  Family& f = families_[name];
+Metrics::Family& Metrics::GetFamily(std::string_view name) {
+  auto it = families_.find(name);
+  if (it == families_.end()) it = families_.emplace(std::string(name), Family{}).first;
+  return it->second;
+}
+
+Metrics::Series& Metrics::GetSeries(Family& f, const Labels& labels) {
   Series& s = f.series[labels];
   if (f.type == Type::kHistogram && s.bucket_counts.size() != f.buckets.size()) {
     s.bucket_counts.assign(f.buckets.size(), 0);
@@ -80,12 +85,16 @@ Metrics::Series& Metrics::Get(const std::string& name, const Labels& labels) {
   return s;
 }
 
-void Metrics::Add(const std::string& name, const Labels& labels, double delta) { Get(name, labels).value += delta; }
-void Metrics::Set(const std::string& name, const Labels& labels, double value) { Get(name, labels).value = value; }
+void Metrics::Add(std::string_view name, const Labels& labels, double delta) {
+  GetSeries(GetFamily(name), labels).value += delta;
+}
+void Metrics::Set(std::string_view name, const Labels& labels, double value) {
+  GetSeries(GetFamily(name), labels).value = value;
+}
 
-void Metrics::Observe(const std::string& name, const Labels& labels, double value) {
-  Family& f = families_[name];
-  Series& s = Get(name, labels);
+void Metrics::Observe(std::string_view name, const Labels& labels, double value) {
+  Family& f = GetFamily(name);
+  Series& s = GetSeries(f, labels);
   for (std::size_t i = 0; i < f.buckets.size(); ++i) {
     if (value <= f.buckets[i]) ++s.bucket_counts[i];
   }

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -38,9 +39,10 @@ class Metrics {
   /// Creates the series `label`=each of `values` with 0 (counters, gauges)
   /// or empty buckets (histograms), so they are rendered before any event.
   void DeclareLabelValues(const std::string& name, const std::string& label, const std::vector<std::string>& values);
-  void Add(const std::string& name, const Labels& labels, double delta = 1);
-  void Set(const std::string& name, const Labels& labels, double value);
-  void Observe(const std::string& name, const Labels& labels, double value);
+  // (Called per request: names are looked up without building a string.)
+  void Add(std::string_view name, const Labels& labels, double delta = 1);
+  void Set(std::string_view name, const Labels& labels, double value);
+  void Observe(std::string_view name, const Labels& labels, double value);
   /// Removes every series of a gauge family (before re-setting it).
   void ClearSeries(const std::string& name);
   /// Current value of a counter or gauge series (0 if absent).
@@ -62,8 +64,9 @@ class Metrics {
     std::map<Labels, Series> series;
     std::function<double()> read;  // function metrics only
   };
-  Series& Get(const std::string& name, const Labels& labels);
-  std::map<std::string, Family> families_;
+  Family& GetFamily(std::string_view name);
+  static Series& GetSeries(Family& f, const Labels& labels);
+  std::map<std::string, Family, std::less<>> families_;
 };
 
 /// Declares every metric of DESIGN.md §7 and the server's extras, with the

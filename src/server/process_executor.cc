@@ -153,6 +153,12 @@ std::string DescribeExit(int status) {
 struct Connection {
   std::unique_ptr<HttpConnection> http;
   std::function<void(ExecResult)> done;
+  // --request-timeout of the running request. The timer is not set per
+  // request: a pending wait that ends before the deadline waits again for
+  // the rest, and one that finds the slot idle just ends (each set timer is
+  // an allocation, and each cancelled one a completion to run).
+  Clock::time_point deadline = Clock::time_point::max();
+  Clock::time_point timer_at{};
   EventLoop::TimerId request_timer = 0;
   bool timed_out = false;
 };
@@ -771,21 +777,34 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
   c.timed_out = false;
   const int id = w->id;
   const std::uint64_t gen = w->generation;
-  if (request->timeout.count() > 0) {
-    c.request_timer = loop_.After(request->timeout, [this, id, gen, slot] {
-      Worker* s = Find(id);
-      if (s == nullptr || s->generation != gen || slot >= s->slots.size() || !s->slots[slot].done ||
-          s->keeper <= 0) {
-        return;
-      }
-      CLAMS_LOG(kWarning, "worker {} (pid {}) exceeded --request-timeout: killing it", id, s->pid);
-      s->slots[slot].timed_out = true;
-      KillNow(*s, KillCause::kRequestTimeout);
-    });
-  }
+  c.deadline = request->timeout.count() > 0 ? loop_.Now() + request->timeout : Clock::time_point::max();
+  ArmRequestTimer(*w, slot);
   HttpRequest req = External() ? wire::EncodeForExternal(request->call) : wire::EncodeForNative(request->call);
   c.http->Send(std::move(req), std::chrono::milliseconds(0),
                [this, id, gen, slot](StatusOr<HttpResponse> r) { OnResponse(id, gen, slot, std::move(r)); });
+}
+
+void ProcessExecutor::ArmRequestTimer(Worker& w, std::size_t slot) {
+  Connection& c = w.slots[slot];
+  if (c.deadline == Clock::time_point::max()) return;
+  if (c.request_timer != 0 && c.timer_at <= c.deadline) return;  // it fires first and waits again
+  loop_.Cancel(c.request_timer);
+  c.timer_at = c.deadline;
+  const auto delay = std::chrono::ceil<std::chrono::milliseconds>(c.deadline - loop_.Now());
+  const int id = w.id;
+  const std::uint64_t gen = w.generation;
+  c.request_timer = loop_.After(std::max(delay, std::chrono::milliseconds(0)), [this, id, gen, slot] {
+    Worker* s = Find(id);
+    if (s == nullptr || s->generation != gen || slot >= s->slots.size()) return;
+    Connection& t = s->slots[slot];
+    t.request_timer = 0;
+    if (!t.done) return;  // idle: the next request arms it again
+    if (loop_.Now() < t.deadline) return ArmRequestTimer(*s, slot);
+    if (s->keeper <= 0) return;
+    CLAMS_LOG(kWarning, "worker {} (pid {}) exceeded --request-timeout: killing it", id, s->pid);
+    t.timed_out = true;
+    KillNow(*s, KillCause::kRequestTimeout);
+  });
 }
 
 void ProcessExecutor::OnResponse(int worker_id, std::uint64_t generation, std::size_t slot,
@@ -810,7 +829,7 @@ void ProcessExecutor::OnResponse(int worker_id, std::uint64_t generation, std::s
     return;
   }
   Connection& c = w->slots[slot];
-  loop_.Cancel(c.request_timer);
+  c.deadline = Clock::time_point::max();
   ExecResult r;
   r.answer = wire::DecodeAnswer(std::move(response).value(), External());
   auto done = std::move(c.done);

@@ -522,8 +522,12 @@ class Decider {
 };
 
 // No GPU accounting: arrival order to free slots, preferring a worker that
-// holds the class, then a fresh idle one, then the least recently used idle
-// one, then a busy one with a free slot (fewest running).
+// holds the class, then a fresh one (one that holds no class; without GPUs
+// no class is kept, so every worker is), each time with the fewest running
+// and then the one used last: its caches are still warm, and under light
+// load one worker serves request after request instead of each in turn.
+// Then the least recently used idle worker holding other classes, then a
+// busy one with a free slot (fewest running).
 Decision DecideFifo(const std::vector<QueuedRequest>& queue, const std::vector<WorkerSlot>& workers) {
   Decision out;
   std::vector<int> running(workers.size());
@@ -542,9 +546,17 @@ Decision DecideFifo(const std::vector<QueuedRequest>& queue, const std::vector<W
         continue;
       }
       const int rank = s.Holds(r.class_key) ? 0 : running[w] > 0 ? 3 : s.classes.empty() ? 1 : 2;
-      const bool better = best < 0 || rank < best_rank ||
-                          (rank == best_rank && (rank == 3 ? running[w] < running[best]
-                                                           : s.last_used < workers[best].last_used));
+      bool better = best < 0 || rank < best_rank;
+      if (!better && rank == best_rank) {
+        if (rank == 0 || rank == 1) {
+          better = running[w] != running[best] ? running[w] < running[best]
+                                               : s.last_used > workers[best].last_used;
+        } else if (rank == 3) {
+          better = running[w] < running[best];
+        } else {
+          better = s.last_used < workers[best].last_used;
+        }
+      }
       if (better) {
         best = static_cast<int>(w);
         best_rank = rank;

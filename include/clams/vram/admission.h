@@ -43,9 +43,9 @@
 //     where evicting them would make it fit, the least recently used of
 //     them are recycled (as few as needed).
 //   * Without GPU accounting (no devices, or enforce=false) it is plain FIFO
-//     to free slots: a worker holding the class first, then a fresh idle
-//     one, then the least recently used idle one, then a busy one with a
-//     free slot.
+//     to free slots: a worker holding the class first, then a fresh one
+//     (each time fewest running, then the most recently used), then the
+//     least recently used idle one, then a busy one with a free slot.
 //
 // Details: among warm workers that fit, fewest running requests, then the
 // device with the most headroom; among cold candidates, ties on headroom go

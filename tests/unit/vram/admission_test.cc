@@ -700,6 +700,39 @@ TEST(DecideTest, FifoPrefersWarmThenFreshThenLeastRecentlyUsed) {
   EXPECT_EQ(d.dispatches.at(1).worker_id, 2);
 }
 
+// Issue 15: under light load the workers took turns (least recently used
+// first), so every request found a cold process; the warm one used last
+// serves instead, unless another warm one runs fewer requests.
+TEST(DecideTest, Issue15FifoPrefersTheWarmWorkerUsedLastAmongThoseRunningFewest) {
+  std::vector<WorkerSlot> workers = {Worker(1, 0, 0, "x", kT0 - 5s), Worker(2, 0, 0, "x", kT0 - 1s),
+                                     Worker(3, 0, 0, "x", kT0 - 3s)};
+  AdmissionOptions off;
+  off.enforce = false;
+  Decision d = Decide({Req(1, "x", 1, 1)}, workers, {}, {}, kT0, off);
+  ASSERT_EQ(d.dispatches.size(), 1u);
+  EXPECT_EQ(d.dispatches[0].worker_id, 2);
+  EXPECT_TRUE(d.dispatches[0].warm);
+  // Two at once: the second goes to the next most recently used.
+  d = Decide({Req(1, "x", 1, 1), Req(2, "x", 1, 1)}, workers, {}, {}, kT0, off);
+  ASSERT_EQ(d.dispatches.size(), 2u);
+  EXPECT_EQ(d.dispatches[1].worker_id, 3);
+  // A worker with free slots that already runs a request comes after an
+  // idle warm one, however recently it was used.
+  workers[1].threads = 2;
+  workers[1].running = 1;
+  workers[1].state = WorkerState::kBusy;
+  workers[1].last_used = kT0;
+  d = Decide({Req(1, "x", 1, 1)}, workers, {}, {}, kT0, off);
+  ASSERT_EQ(d.dispatches.size(), 1u);
+  EXPECT_EQ(d.dispatches[0].worker_id, 3);
+  // Without GPUs no class is kept: every worker is fresh, and the same rule
+  // applies among them.
+  const std::vector<WorkerSlot> plain = {Worker(1, 0, 0, "", kT0 - 5s), Worker(2, 0, 0, "", kT0 - 1s)};
+  d = Decide({Req(1, "", 1, 1)}, plain, {}, {}, kT0, Half());
+  ASSERT_EQ(d.dispatches.size(), 1u);
+  EXPECT_EQ(d.dispatches[0].worker_id, 2);
+}
+
 TEST(DecideTest, InFlightOutstandingMemoryIsReserved) {
   // 14 GiB free, but an in-flight request will still grow by 8 GiB.
   const std::vector<QueuedRequest> queue = {Req(1, "m", 7 * kGiB, 7 * kGiB)};
