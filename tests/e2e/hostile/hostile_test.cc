@@ -723,5 +723,79 @@ TEST(HostileProductionTest, DeepJsonIs400FromAWorkerToo) {
   KeepForSchemaCheck(ok.body);
 }
 
+// --- issue 15: answers and requests written on the spot --------------------------------------
+
+// The front writes an answer (and the request to a worker) at once, and only
+// what does not fit waits for the socket. A client with a 4 KiB receive
+// buffer forces the rest of a multi-megabyte answer through that wait, and a
+// 400 KB body does the same on the way to the worker (a Unix socket takes
+// about 200 KiB at once): the answer must be whole, and the same as the one
+// a fast client gets.
+TEST(HostileProductionTest, Issue15AnAnswerTooBigForTheClientsBufferArrivesWholeAndTheSame) {
+  testing::ServerProcess s(Splitter(), {"--production", "--workers", "1"});
+  ASSERT_GT(s.port(), 0);
+  ASSERT_TRUE(WaitReady(s.port()));
+  std::string text;
+  for (int i = 0; text.size() < 400 * 1024; ++i) text += "Sentence number " + std::to_string(i) + " ends here. ";
+  const std::string request = Post("/", TextMmif(text), "Connection: close\r\n");
+
+  HttpResponse fast = Call(s.port(), "POST", "/", TextMmif(text));
+  ASSERT_EQ(fast.status, 200);
+  ASSERT_GT(fast.body.size(), 4u * 1024 * 1024);
+
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  const int small = 4096;
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);  // before connect: sets the window
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(s.port()));
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << std::strerror(errno);
+  ASSERT_TRUE(SendAll(fd, request));
+  ReadResult r = ReadToEnd(fd, std::chrono::seconds(60));
+  ::close(fd);
+  EXPECT_EQ(r.end, End::kEof);
+  auto responses = ParseResponses(r.data);
+  ASSERT_EQ(responses.size(), 1u) << r.data.size() << " bytes read";
+  EXPECT_EQ(responses[0].status, 200);
+  // Identical apart from the view's timestamp and running time.
+  auto annotations = [](const std::string& body) {
+    return Json(body).at("views").as_array().back().at("annotations");
+  };
+  EXPECT_EQ(responses[0].body.size(), fast.body.size());
+  EXPECT_EQ(annotations(responses[0].body), annotations(fast.body));
+  EXPECT_EQ(Call(s.port(), "GET", "/health").status, 200);
+}
+
+// Requests that arrive together are handled one after the other from the
+// read buffer; an answer written at once never nests the next request's
+// handling inside it (that would grow the stack with the pipeline's depth).
+TEST_F(HostileTest, Issue15ThousandsOfPipelinedRequestsAreAllAnsweredInOrder) {
+  constexpr int kRequests = 6000;
+  std::string wire;
+  for (int i = 0; i < kRequests; ++i) {
+    const bool last = i + 1 == kRequests;
+    wire += (i % 2 == 0 ? "GET /health HTTP/1.1\r\nHost: x\r\n" : "GET /nowhere HTTP/1.1\r\nHost: x\r\n");
+    wire += last ? "Connection: close\r\n\r\n" : "\r\n";
+  }
+  int fd = Connect(port());
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  // Written from another thread: the answers must be read while the
+  // requests still go out, or both sides' buffers fill.
+  std::thread writer([&] { EXPECT_TRUE(SendAll(fd, wire)); });
+  ReadResult r = ReadToEnd(fd, std::chrono::seconds(60));
+  writer.join();
+  ::close(fd);
+  EXPECT_EQ(r.end, End::kEof);
+  auto responses = ParseResponses(r.data);
+  ASSERT_EQ(responses.size(), static_cast<std::size_t>(kRequests));
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(responses[static_cast<std::size_t>(i)].status, i % 2 == 0 ? 200 : 404) << "answer " << i;
+  }
+  EXPECT_EQ(responses.back().headers["connection"], "close");
+  EXPECT_TRUE(HealthOk(port()));
+}
+
 }  // namespace
 }  // namespace clams::e2e
