@@ -1,11 +1,12 @@
 // The only client-side translation unit that includes Boost.Beast.
 #include "server/http_client.h"
 
+#include <sys/socket.h>
+
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <optional>
-#include <sys/socket.h>
 #include <cerrno>
+#include <optional>
 
 #include "clams/base/log.h"
 #include "server/asio_loop.h"
