@@ -431,8 +431,52 @@ class TorchBackend:
         return name == "OutOfMemoryError" or str(exc).startswith(("CUDA out of memory", "CUDA error: out of memory"))
 
 
+def _spawner_main(jobs):
+    while True:
+        start, done = jobs.get()
+        try:
+            done.append(start())
+        except BaseException as e:  # handed back to the caller
+            done.append(e)
+        done_event = done[0]
+        done_event.set()
+
+
+class _Spawner:
+    """Starts the holder processes from one thread that lives as long as the app. A child's
+    PR_SET_PDEATHSIG fires when the *thread* that started it ends, and Werkzeug's threaded server
+    ends a request's thread with its connection: started from there, a model's weights vanished
+    as soon as the request that loaded them was answered, unlike a real app's CUDA memory."""
+
+    def __init__(self):
+        import queue
+        self.jobs = queue.Queue()
+        threading.Thread(target=_spawner_main, args=(self.jobs,), daemon=True, name="sim-holders").start()
+
+    def run(self, start):
+        done = [threading.Event()]
+        self.jobs.put((start, done))
+        done[0].wait()
+        result = done[1]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+_SPAWNER = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def spawn_holder(start):
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = _Spawner()
+    return _SPAWNER.run(start)
+
+
 class SimHolder:
-    """Simulated VRAM held by a `clams gpu sim-alloc` child until release()."""
+    """Simulated VRAM held by a `clams gpu sim-alloc` child until release() or the app's exit."""
 
     def __init__(self, nbytes):
         self.nbytes = nbytes
@@ -446,10 +490,10 @@ class SimHolder:
             except OSError:
                 pass
 
-        self.process = subprocess.Popen(
+        self.process = spawn_holder(lambda: subprocess.Popen(
             [os.environ.get("CLAMS_BIN", "clams"), "gpu", "sim-alloc", str(nbytes), "--seconds",
              str(SIM_HOLDER_MAX_SECONDS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=die_with_parent)
+            preexec_fn=die_with_parent))
         line = self.process.stdout.readline()
         if not line.startswith("holding"):
             err = self.process.stderr.read().strip()
