@@ -29,8 +29,10 @@ transformers (no Flask, no clams-python), so that it runs on a GPU machine that 
 Simulated mode (no torch, or CLAMS_SIM_GPUS set): the same answers, with the GPU memory held as
 simulated VRAM by child processes (`clams gpu sim-alloc`, binary in CLAMS_BIN): a CUDA context at
 the first request, the weights of each cached model, and the activations during a request, with
-sizes computed from the same Whisper configurations. The clams-cpp front attributes a worker's
-whole process tree, so it measures these exactly as it measures a real app.
+sizes computed from the same Whisper configurations. The context and the weights are held until
+the app exits, as a real app's CUDA memory is (their holders are started from one long-lived
+thread: see _Spawner). The clams-cpp front attributes a worker's whole process tree, so it
+measures these exactly as it measures a real app.
 
   python3 torch_app.py --port PORT | --socket PATH [--host 127.0.0.1]
 
