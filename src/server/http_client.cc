@@ -154,9 +154,7 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
     auto& socket = stream_->socket();
     if (!socket.non_blocking()) socket.non_blocking(true, ec);
     if (!ec) http::write(socket, *p->serializer, ec);
-    if (ec && ec != net::error::would_block && ec != net::error::try_again) {
-      return FailLater(p, p->connecting ? "connect" : "send", ec);
-    }
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) return FailLater(p, WriteStage(*p), ec);
     if (!ec) return Written(p, ec);
     http::async_write(*stream_, *p->serializer,
                       [this, self = this->shared_from_this(), p](beast::error_code wec, std::size_t) {
@@ -164,6 +162,10 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
                         Written(p, wec);
                       });
   }
+
+  // What a failed write is reported as: the connect's failure while the
+  // connect was not waited for (see Connect), else the send's.
+  static std::string_view WriteStage(const Pending& p) { return p.connecting ? "connect" : "send"; }
 
   // Failures found on the spot are reported from the event loop, as those of
   // the asynchronous operations are: a caller is never called back from
@@ -175,7 +177,7 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
   }
 
   void Written(const std::shared_ptr<Pending>& p, beast::error_code ec) {
-    if (ec) return Finish(p, Failure(p->connecting ? "connect" : "send", ec));
+    if (ec) return Finish(p, Failure(WriteStage(*p), ec));
     p->connecting = false;
     p->serializer.reset();
     p->parser.emplace();

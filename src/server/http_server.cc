@@ -403,11 +403,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void ReadBody() {
     beast::error_code parsed;
-    if (ParseBuffered(/*until_done=*/true, parsed)) {
-      if (!parsed) return OnRequest();
-      if (auto rejection = BodyError(parsed, options_)) return Reject(*rejection);
-      return Close();
-    }
+    if (ParseBuffered(/*until_done=*/true, parsed)) return OnBody(parsed);
     state_ = State::kBody;
     body_timed_out_ = false;
     // Our own timer, which cancels the read instead of closing the socket,
@@ -417,12 +413,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       if (self->state_ != State::kBody) return;
       self->Disarm();
       if (self->body_timed_out_ && ec) return self->Reject({408, "request body read timed out"});
-      if (ec) {
-        if (auto rejection = BodyError(ec, self->options_)) return self->Reject(*rejection);
-        return self->Close();
-      }
-      self->OnRequest();
+      self->OnBody(ec);
     });
+  }
+
+  // The body is read (from the buffer or the socket), or reading it failed.
+  void OnBody(beast::error_code ec) {
+    if (ec) {
+      if (auto rejection = BodyError(ec, options_)) return Reject(*rejection);
+      return Close();
+    }
+    OnRequest();
   }
 
   void OnRequest() {
