@@ -2,7 +2,10 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "clams/base/log.h"
 #include "server/asio_loop.h"
@@ -78,6 +81,39 @@ void EventLoop::OnSignal(int signo, std::function<void()> fn) {
   }
 }
 
+namespace {
+
+// Readable, closed or failed now (poll with no wait).
+bool ReadableNow(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  int n = 0;
+  do {
+    n = ::poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return n != 0;  // an error other than EINTR: let the caller find out
+}
+
+// One watch: waits until the descriptor is readable, then calls `fn` once.
+// Asio may complete a wait that is not due: when a descriptor is closed while
+// its readiness is still queued in the same turn of the loop, the next
+// descriptor registered reuses its reactor state and receives that
+// readiness. So every completion is checked with poll(), and a wrong one
+// waits again.
+struct ReadWatch {
+  std::shared_ptr<net::posix::stream_descriptor> desc;
+  std::function<void()> fn;
+
+  void Wait() && {
+    auto& d = *desc;
+    d.async_wait(net::posix::stream_descriptor::wait_read, [self = std::move(*this)](const boost::system::error_code& ec) mutable {
+      if (!ec && !ReadableNow(self.desc->native_handle())) return std::move(self).Wait();
+      self.fn();
+    });
+  }
+};
+
+}  // namespace
+
 void EventLoop::WatchReadable(int fd, std::function<void()> fn) {
   // Watch a duplicate so that closing it never touches the caller's fd.
   int dup_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);  // never inherited by a child
@@ -85,9 +121,7 @@ void EventLoop::WatchReadable(int fd, std::function<void()> fn) {
     Post(std::move(fn));
     return;
   }
-  auto desc = std::make_shared<net::posix::stream_descriptor>(impl_->io, dup_fd);
-  desc->async_wait(net::posix::stream_descriptor::wait_read,
-                   [desc, fn = std::move(fn)](const boost::system::error_code&) { fn(); });
+  ReadWatch{std::make_shared<net::posix::stream_descriptor>(impl_->io, dup_fd), std::move(fn)}.Wait();
 }
 
 bool EventLoop::InLoopThread() const { return impl_->loop_thread == std::this_thread::get_id(); }

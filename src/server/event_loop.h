@@ -51,7 +51,8 @@ class EventLoop : public Timers {
   /// Calls `fn` on the loop thread each time `signo` arrives. Loop thread only.
   void OnSignal(int signo, std::function<void()> fn);
   /// Calls `fn` once on the loop thread when `fd` becomes readable (or
-  /// closed). Loop thread only. The fd stays owned by the caller.
+  /// closed): never before, however Asio reports it. Loop thread only. The fd
+  /// stays owned by the caller.
   void WatchReadable(int fd, std::function<void()> fn);
   bool InLoopThread() const;
 

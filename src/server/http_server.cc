@@ -456,9 +456,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       if (!self || ec || !self->pending_) return;
       char byte;
       ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         self->disconnected_ = true;
         if (self->cancel_) self->cancel_->Cancel();
+      } else if (n < 0) {
+        // Nothing there: Asio reported a readiness that was not this
+        // socket's (see EventLoop::WatchReadable). Keep watching.
+        self->WatchForDisconnect();
       }
       // Data (a pipelined request) is read after the answer.
     });
