@@ -1,18 +1,24 @@
 #include "e2e/server/e2e_util.h"
 
+#include <stdlib.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 
 namespace clams::e2e {
 namespace {
 
+// A new directory of this run's own (not named by pid: a directory left by an
+// earlier run that was killed, under a pid used again, would add its files to
+// the count).
 std::filesystem::path& KeepDir() {
   static std::filesystem::path* dir = [] {
-    auto* p = new std::filesystem::path(std::filesystem::temp_directory_path() /
-                                        ("clams-e2e-mmif-" + std::to_string(::getpid())));
-    std::filesystem::create_directories(*p);
-    return p;
+    std::string tmpl = (std::filesystem::temp_directory_path() / "clams-e2e-mmif-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp " << tmpl << ": " << std::strerror(errno);
+    return new std::filesystem::path(tmpl);
   }();
   return *dir;
 }
