@@ -64,6 +64,7 @@ struct WorkerEvent {
   int tree_pid = 0;
   int device = -1;                ///< device index, -1 when there are no GPUs
   int threads = 1;                ///< requests it may run at once
+  int ahead = 0;                  ///< requests it takes beyond those, queued in it (started as one ends)
   bool include_children = false;  ///< count the whole tree under the root
   KillCause cause = KillCause::kNone;
   std::string how;  ///< kExited: "exited with code 3", "was killed by signal 9 (SIGKILL)"

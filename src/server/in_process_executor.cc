@@ -8,8 +8,21 @@
 
 namespace clams::server {
 
+// One dispatched request, shared by its task, its timer and its answer.
+struct InProcessExecutor::Run {
+  int worker_id = 0;
+  std::shared_ptr<ExecRequest> request;
+  std::function<void(ExecResult)> done;
+  bool answered = false;         // loop thread only
+  EventLoop::TimerId timer = 0;  // loop thread only
+};
+
 InProcessExecutor::InProcessExecutor(EventLoop& loop, AppRunner& runner, int threads, int device)
-    : loop_(loop), runner_(runner), device_(device), busy_(static_cast<std::size_t>(std::max(1, threads)), false) {}
+    : loop_(loop),
+      runner_(runner),
+      device_(device),
+      ahead_(device < 0 ? 1 : 0),
+      running_(static_cast<std::size_t>(std::max(1, threads)), 0) {}
 
 InProcessExecutor::~InProcessExecutor() {
   {
@@ -30,14 +43,16 @@ void InProcessExecutor::Emit(int worker_id, WorkerEvent::Kind kind, KillCause ca
   e.device = device_;
   e.kind = kind;
   e.cause = cause;
+  e.ahead = ahead_;
   on_event_(e);
 }
 
 Status InProcessExecutor::Start(EventSink on_event) {
   on_event_ = std::move(on_event);
-  for (std::size_t i = 0; i < busy_.size(); ++i) threads_.emplace_back([this] { ThreadMain(); });
-  CLAMS_LOG(kInfo, "development mode: {} in-process worker thread(s)", busy_.size());
-  for (std::size_t i = 0; i < busy_.size(); ++i) {
+  for (std::size_t i = 0; i < running_.size(); ++i) threads_.emplace_back([this] { ThreadMain(); });
+  CLAMS_LOG(kInfo, "development mode: {} in-process worker thread(s){}", running_.size(),
+            ahead_ > 0 ? ", each taking one request ahead" : "");
+  for (std::size_t i = 0; i < running_.size(); ++i) {
     Emit(static_cast<int>(i) + 1, WorkerEvent::Kind::kStarted);
     Emit(static_cast<int>(i) + 1, WorkerEvent::Kind::kReady);
   }
@@ -61,49 +76,48 @@ void InProcessExecutor::ThreadMain() {
 void InProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> request,
                                  std::function<void(ExecResult)> done) {
   const std::size_t slot = static_cast<std::size_t>(worker_id - 1);
-  if (worker_id < 1 || slot >= busy_.size() || busy_[slot]) {
+  if (worker_id < 1 || slot >= running_.size() || running_[slot] > ahead_) {
     ExecResult r;
     r.fate = ExecResult::Fate::kNotSent;
     r.fate_text = "worker " + std::to_string(worker_id) + " is not idle";
     done(std::move(r));
     return;
   }
-  busy_[slot] = true;
-  // A thread cannot be killed: on --request-timeout the client gets its 504
-  // at once, and the slot stays busy until the app returns.
-  auto answered = std::make_shared<bool>(false);
-  auto shared_done = std::make_shared<std::function<void(ExecResult)>>(std::move(done));
-  EventLoop::TimerId timer = 0;
-  if (request->timeout.count() > 0) {
-    timer = loop_.After(request->timeout, [this, answered, shared_done, worker_id] {
-      if (*answered) return;
-      *answered = true;
-      // The thread runs on: the slot takes nothing until it returns.
-      Emit(worker_id, WorkerEvent::Kind::kStopping, KillCause::kRequestTimeout);
-      ExecResult r;
-      r.fate = ExecResult::Fate::kTimedOut;
-      r.cause = KillCause::kRequestTimeout;
-      r.fate_text = "the request ran longer than --request-timeout on in-process worker " + std::to_string(worker_id) +
-                    " (its thread keeps running until the app returns)";
-      (*shared_done)(std::move(r));
-    });
+  ++running_[slot];
+  auto run = std::make_shared<Run>();
+  run->worker_id = worker_id;
+  run->request = std::move(request);
+  run->done = std::move(done);
+  // Tasks leave the pool's queue in order, one per free thread: this one
+  // starts now if a thread is free, else when the next one returns.
+  if (in_pool_ < static_cast<int>(running_.size())) {
+    ArmTimeout(run);
+  } else {
+    not_started_.push_back(run);
   }
-  auto task = [this, slot, worker_id, request = std::move(request), answered, shared_done, timer]() mutable {
+  ++in_pool_;
+  auto task = [this, slot, run] {
     ExecResult r;
     {
       // The app's log lines carry the request id.
       std::optional<log::ScopedRequestId> scope;
-      if (!request->call.request_id.empty()) scope.emplace(request->call.request_id);
-      r.answer = runner_.RunPrepared(request->call.mmif(), request->call.params);
+      if (!run->request->call.request_id.empty()) scope.emplace(run->request->call.request_id);
+      r.answer = runner_.RunPrepared(run->request->call.mmif(), run->request->call.params);
     }
-    loop_.Post([this, slot, worker_id, r = std::move(r), answered, shared_done, timer]() mutable {
-      if (timer != 0) loop_.Cancel(timer);
-      busy_[slot] = false;
-      if (!*answered) {
-        *answered = true;
-        (*shared_done)(std::move(r));
+    loop_.Post([this, slot, run, r = std::move(r)]() mutable {
+      --in_pool_;
+      --running_[slot];
+      if (!not_started_.empty()) {
+        // The thread this one freed has taken the oldest waiting task.
+        ArmTimeout(not_started_.front());
+        not_started_.pop_front();
+      }
+      if (run->timer != 0) loop_.Cancel(run->timer);
+      if (!run->answered) {
+        run->answered = true;
+        run->done(std::move(r));
       } else {
-        Emit(worker_id, WorkerEvent::Kind::kReady);  // the timed-out thread is free again
+        Emit(run->worker_id, WorkerEvent::Kind::kReady);  // the timed-out thread is free again
       }
     });
   };
@@ -112,6 +126,26 @@ void InProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> req
     tasks_.push_back(std::move(task));
   }
   cv_.notify_one();
+}
+
+// A thread cannot be killed: on --request-timeout the client gets its 504 at
+// once, and the slot stays busy until the app returns.
+void InProcessExecutor::ArmTimeout(const std::shared_ptr<Run>& run) {
+  if (run->request->timeout.count() <= 0) return;
+  run->timer = loop_.After(run->request->timeout, [this, weak = std::weak_ptr<Run>(run)] {
+    auto late = weak.lock();
+    if (!late || late->answered) return;
+    late->answered = true;
+    late->timer = 0;
+    // The thread runs on: the slot takes nothing until it returns.
+    Emit(late->worker_id, WorkerEvent::Kind::kStopping, KillCause::kRequestTimeout);
+    ExecResult r;
+    r.fate = ExecResult::Fate::kTimedOut;
+    r.cause = KillCause::kRequestTimeout;
+    r.fate_text = "the request ran longer than --request-timeout on in-process worker " +
+                  std::to_string(late->worker_id) + " (its thread keeps running until the app returns)";
+    late->done(std::move(r));
+  });
 }
 
 void InProcessExecutor::Shutdown(std::function<void()> done) {

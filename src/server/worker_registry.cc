@@ -20,6 +20,7 @@ void WorkerRegistry::Apply(const WorkerEvent& event) {
   w.id = event.worker_id;
   w.device = event.device;
   w.threads = std::max(1, event.threads);
+  w.ahead = std::max(0, event.ahead);
   w.include_children = event.include_children;
   const auto now = std::chrono::steady_clock::now();
   switch (event.kind) {
@@ -112,7 +113,7 @@ std::vector<vram::WorkerSlot> WorkerRegistry::Slots() const {
     s.id = id;
     s.device = std::max(w.device, 0);
     s.state = w.state;
-    s.threads = w.threads;
+    s.threads = w.threads + w.ahead;  // admission hands it this many
     s.running = static_cast<int>(w.running.size());
     s.classes = w.classes;
     s.usage_bytes = sampler_ != nullptr ? sampler_->WorkerUsage(id) : 0;

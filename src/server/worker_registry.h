@@ -28,6 +28,7 @@ struct WorkerRecord {
   int device = -1;
   vram::WorkerState state = vram::WorkerState::kStarting;
   int threads = 1;
+  int ahead = 0;  ///< requests it takes beyond `threads` (WorkerEvent::ahead)
   bool include_children = false;
   std::vector<std::uint64_t> running;  ///< job ids
   std::vector<std::string> classes;    ///< classes it holds, most recent last

@@ -483,6 +483,39 @@ TEST_F(DevServerTest, RequestTimeoutGives504ErrorView) {
               HasSubstr("--request-timeout"));
 }
 
+// Issue 15: without GPUs a development-mode thread takes one request ahead,
+// so that it runs the moment the one before it returns (no trip through the
+// loop between them). The request taken ahead has its whole
+// --request-timeout from when it starts: B waits 1.3 s behind A, runs 1.3 s,
+// and is answered, where a timeout counted from its hand-over would have cut
+// it off at 2 s.
+TEST(DevServerAheadTest, Issue15ARequestTakenAheadRunsNextWithItsWholeTimeout) {
+  testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
+                             {"--workers", "1", "--request-timeout", "2"});
+  auto worker = [&] { return Runtime(app.port()).at("workers").as_array().at(0).as_object(); };
+  EXPECT_EQ(worker().at("threads"), 1);
+  EXPECT_EQ(worker().at("ahead"), 1);
+  auto post = [&](const char* target) {
+    return std::async(std::launch::async, [&app, target] {
+      return Call(app.port(), "POST", target, TextMmif("x"), {{"Content-Type", "application/json"}});
+    });
+  };
+  auto a = post("/?mode=sleep&sleepMs=1300");
+  ASSERT_TRUE(testing::WaitFor([&] { return worker().at("running") == 1; }, std::chrono::seconds(10)));
+  auto b = post("/?mode=sleep&sleepMs=1300");
+  // B is the thread's, not the queue's, while A runs.
+  ASSERT_TRUE(testing::WaitFor([&] { return worker().at("running") == 2; }, std::chrono::seconds(10)));
+  EXPECT_EQ(Runtime(app.port()).at("queue").at("length"), 0);
+  HttpResponse ra = a.get();
+  HttpResponse rb = b.get();
+  EXPECT_EQ(ra.status, 200) << ra.body;
+  EXPECT_EQ(rb.status, 200) << rb.body;
+  // A third that runs too long is still cut off, 2 s after it starts.
+  HttpResponse rc = Call(app.port(), "POST", "/?mode=sleep&sleepMs=4000", TextMmif("x"),
+                         {{"Content-Type", "application/json"}});
+  EXPECT_EQ(rc.status, 504);
+}
+
 TEST_F(DevServerTest, SixtyFourConcurrentRequestsGetTheirOwnAnswers) {
   constexpr int kRequests = 64;
   std::vector<std::future<HttpResponse>> answers;
