@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <numeric>
 #include <optional>
 
 #include "clams/base/log.h"
@@ -83,19 +84,19 @@ void InProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> req
     done(std::move(r));
     return;
   }
+  // Tasks leave the pool's queue in order, one per free thread: this one
+  // starts now if a thread is free, else when the next one returns.
+  const bool starts_now = std::accumulate(running_.begin(), running_.end(), 0) < static_cast<int>(running_.size());
   ++running_[slot];
   auto run = std::make_shared<Run>();
   run->worker_id = worker_id;
   run->request = std::move(request);
   run->done = std::move(done);
-  // Tasks leave the pool's queue in order, one per free thread: this one
-  // starts now if a thread is free, else when the next one returns.
-  if (in_pool_ < static_cast<int>(running_.size())) {
+  if (starts_now) {
     ArmTimeout(run);
   } else {
     not_started_.push_back(run);
   }
-  ++in_pool_;
   auto task = [this, slot, run] {
     ExecResult r;
     {
@@ -105,7 +106,6 @@ void InProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> req
       r.answer = runner_.RunPrepared(run->request->call.mmif(), run->request->call.params);
     }
     loop_.Post([this, slot, run, r = std::move(r)]() mutable {
-      --in_pool_;
       --running_[slot];
       if (!not_started_.empty()) {
         // The thread this one freed has taken the oldest waiting task.

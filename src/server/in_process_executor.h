@@ -53,7 +53,6 @@ class InProcessExecutor : public Executor {
   EventSink on_event_;
   // Loop thread only:
   std::vector<int> running_;  // per worker slot (index = id - 1): dispatched, not yet returned
-  int in_pool_ = 0;           // dispatched and not yet returned, all slots
   std::deque<std::shared_ptr<Run>> not_started_;  // waiting in the pool, oldest first
 
   std::mutex mu_;

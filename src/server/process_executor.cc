@@ -440,7 +440,6 @@ void ProcessExecutor::Spawn(Worker& w) {
   loop_.WatchReadable(w.channel_fd, [this, id, gen] { OnKeeperReport(id, gen); });
   if (!External()) {
     w.ready_fd = pipe_fds[0];
-    ::fcntl(w.ready_fd, F_SETFL, ::fcntl(w.ready_fd, F_GETFL) | O_NONBLOCK);  // the loop never blocks on it
     loop_.WatchReadable(w.ready_fd, [this, id, gen] { OnReadyPipe(id, gen); });
   } else {
     ::fcntl(pipe_fds[0], F_SETFL, ::fcntl(pipe_fds[0], F_GETFL) | O_NONBLOCK);
@@ -473,13 +472,6 @@ void ProcessExecutor::ReadKeeperReport(Worker& w) {
   if (w.pid > 0 || w.channel_fd < 0 || w.keeper <= 0) return;
   std::int32_t pid = 0;
   const ssize_t n = ::recv(w.channel_fd, &pid, sizeof(pid), MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    // Not sent yet: keep waiting for it.
-    const int id = w.id;
-    const std::uint64_t gen = w.generation;
-    loop_.WatchReadable(w.channel_fd, [this, id, gen] { OnKeeperReport(id, gen); });
-    return;
-  }
   if (n != static_cast<ssize_t>(sizeof(pid)) || pid <= 0) return;  // EOF: the keeper ended; OnExit follows
   w.pid = pid;
   CLAMS_LOG(kInfo, "worker {} started: pid {} (keeper pid {})", w.id, w.pid, w.keeper);
@@ -524,10 +516,6 @@ void ProcessExecutor::OnReadyPipe(int worker_id, std::uint64_t generation) {
   if (w == nullptr || w->generation != generation || w->ready_fd < 0) return;
   char buf[16] = {0};
   const ssize_t n = ::read(w->ready_fd, buf, sizeof(buf) - 1);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    loop_.WatchReadable(w->ready_fd, [this, worker_id, generation] { OnReadyPipe(worker_id, generation); });
-    return;
-  }
   ::close(w->ready_fd);
   w->ready_fd = -1;
   if (n > 0 && std::string_view(buf, static_cast<std::size_t>(n)).rfind(kReadyToken, 0) == 0) BecomeReady(*w);
