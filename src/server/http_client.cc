@@ -6,6 +6,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
+#include <algorithm>
+#include <deque>
 #include <optional>
 
 #include "clams/base/log.h"
@@ -58,6 +60,13 @@ HttpResponse FromBeast(http::response<http::string_body>& res) {
 // The connection's state lives in a shared Core that every pending
 // callback keeps alive, so destroying the HttpConnection while a request is
 // in flight is safe.
+//
+// Requests sent while earlier ones wait for their answers are pipelined
+// (RFC 9112 section 9.3): each is written at once, behind the others, and the
+// answers are read in order. A request's timeout runs from when its answer is
+// the one awaited. When the connection fails, every request on it fails
+// with the same error; when the peer closes it after an answer, the
+// requests behind that answer are sent again on a new one.
 template <class Protocol>
 class Core : public std::enable_shared_from_this<Core<Protocol>> {
  public:
@@ -65,18 +74,23 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
   Core(net::io_context& io, Endpoint endpoint) : io_(io), endpoint_(std::move(endpoint)) {}
 
   void Send(HttpRequest request, std::chrono::milliseconds timeout, Done done) {
-    state_ = std::make_shared<Pending>();
-    state_->done = std::move(done);
-    state_->request = ToBeast(request);
-    state_->timeout = timeout;
-    if (!stream_ || !stream_->socket().is_open()) {
-      Connect(state_);
+    auto p = std::make_shared<Pending>();
+    p->done = std::move(done);
+    p->request = ToBeast(request);
+    p->timeout = timeout;
+    p->behind = !pending_.empty();
+    pending_.push_back(p);
+    if (p->behind) {
+      // The connection is open, or a failure is on its way to every request.
+      if (!writing_) Write(p);
+    } else if (!stream_ || !stream_->socket().is_open()) {
+      Connect(p);
     } else {
-      Write(state_);
+      Write(p);
     }
   }
 
-  // Closes the socket; a pending request completes with kCancelled unless
+  // Closes the socket; pending requests complete with kCancelled unless
   // `silent` (the owner is going away and must not be called back).
   void Close(bool silent) {
     if (stream_) {
@@ -84,8 +98,11 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
       stream_->socket().shutdown(Protocol::socket::shutdown_both, ec);
       stream_->close();
     }
-    if (silent && state_) state_->done = nullptr;
-    if (state_ && state_->done) Finish(state_, CancelledError("connection closed"));
+    if (silent) {
+      pending_.clear();
+      return;
+    }
+    FailAll(CancelledError("connection closed"));
   }
 
  private:
@@ -98,7 +115,14 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
     // The connect was started without waiting for it (see Connect): a
     // failure of the first write is the connect's.
     bool connecting = false;
+    // Sent while earlier requests waited for their answers.
+    bool behind = false;
+    bool written = false;
   };
+
+  bool IsPending(const std::shared_ptr<Pending>& p) const {
+    return std::find(pending_.begin(), pending_.end(), p) != pending_.end();
+  }
 
   void Arm(const std::shared_ptr<Pending>& p) {
     if (p->timeout.count() > 0) {
@@ -109,6 +133,7 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
   }
 
   void Connect(const std::shared_ptr<Pending>& p) {
+    ++epoch_;  // what the previous stream's operations complete with is stale
     stream_.emplace(io_);
     Arm(p);
     typename Protocol::endpoint ep;
@@ -117,7 +142,7 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
     } else {
       beast::error_code ec;
       auto address = net::ip::make_address(endpoint_.host, ec);
-      if (ec) return Finish(p, InvalidArgumentError("bad address " + endpoint_.host));
+      if (ec) return FailAll(InvalidArgumentError("bad address " + endpoint_.host));
       ep = tcp::endpoint(address, endpoint_.port);
       // An external app (Werkzeug's HTTP/1.0 server, gunicorn's sync
       // workers) closes every connection, so this runs once per request. A
@@ -138,9 +163,11 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
       p->connecting = true;
       return Write(p);
     }
-    stream_->async_connect(ep, [this, self = this->shared_from_this(), p](beast::error_code ec) {
-      if (p != state_) return;
-      if (ec) return Finish(p, Failure("connect", ec));
+    writing_ = true;  // requests sent meanwhile wait for the connection
+    stream_->async_connect(ep, [this, self = this->shared_from_this(), p, e = epoch_](beast::error_code ec) {
+      if (e != epoch_ || !IsPending(p)) return;
+      writing_ = false;
+      if (ec) return FailAll(Failure("connect", ec));
       Write(p);
     });
   }
@@ -148,7 +175,13 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
   // The request usually fits in the socket's send buffer: it is written on
   // the spot, and only what did not fit waits for the socket.
   void Write(const std::shared_ptr<Pending>& p) {
-    Arm(p);
+    // A request behind others gets its timeout when its answer is awaited
+    // (Read); its write has none (the answer before it has its own).
+    if (p->behind) {
+      stream_->expires_never();
+    } else {
+      Arm(p);
+    }
     p->serializer.emplace(p->request);
     beast::error_code ec;
     auto& socket = stream_->socket();
@@ -156,9 +189,11 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
     if (!ec) http::write(socket, *p->serializer, ec);
     if (ec && ec != net::error::would_block && ec != net::error::try_again) return FailLater(p, WriteStage(*p), ec);
     if (!ec) return Written(p, ec);
+    writing_ = true;
     http::async_write(*stream_, *p->serializer,
-                      [this, self = this->shared_from_this(), p](beast::error_code wec, std::size_t) {
-                        if (p != state_) return;
+                      [this, self = this->shared_from_this(), p, e = epoch_](beast::error_code wec, std::size_t) {
+                        if (e != epoch_ || !IsPending(p)) return;
+                        writing_ = false;
                         Written(p, wec);
                       });
   }
@@ -171,32 +206,67 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
   // the asynchronous operations are: a caller is never called back from
   // inside its own Send().
   void FailLater(const std::shared_ptr<Pending>& p, std::string_view stage, beast::error_code ec) {
-    net::post(io_, [this, self = this->shared_from_this(), p, stage, ec] {
-      if (p == state_) Finish(p, Failure(stage, ec));
+    net::post(io_, [this, self = this->shared_from_this(), p, stage, ec, e = epoch_] {
+      if (e == epoch_ && IsPending(p)) FailAll(Failure(stage, ec));
     });
   }
 
   void Written(const std::shared_ptr<Pending>& p, beast::error_code ec) {
-    if (ec) return Finish(p, Failure(WriteStage(*p), ec));
+    if (ec) return FailAll(Failure(WriteStage(*p), ec));
     p->connecting = false;
+    p->written = true;
     p->serializer.reset();
+    if (pending_.front() == p) Read(p);
+    // The next request behind it, if one came meanwhile.
+    auto it = std::find(pending_.begin(), pending_.end(), p);
+    if (it != pending_.end() && ++it != pending_.end() && !(*it)->written && !writing_) Write(*it);
+  }
+
+  // Reads the answer of `p`, the first request on the connection.
+  void Read(const std::shared_ptr<Pending>& p) {
     p->parser.emplace();
     p->parser->skip(p->request.method() == http::verb::head);  // no body follows a HEAD answer
     p->parser->body_limit(boost::none);
     p->parser->header_limit(1 << 20);
-    // Each request starts from an empty buffer, as with a fresh one: bytes
-    // an earlier answer left behind are never read as this one's.
-    buffer_.consume(buffer_.size());
-    if (buffer_.capacity() < kAnswerBufferBytes) buffer_.reserve(kAnswerBufferBytes);
+    if (!p->behind) {
+      // A request sent alone starts from an empty buffer, as with a fresh
+      // one: bytes an earlier answer left behind are never read as its own.
+      // Behind another, what follows that answer is this one's.
+      buffer_.consume(buffer_.size());
+      if (buffer_.capacity() < kAnswerBufferBytes) buffer_.reserve(kAnswerBufferBytes);
+    }
+    if (p->behind) Arm(p);  // a request sent alone was armed when it was written
     http::async_read(*stream_, buffer_, *p->parser,
-                     [this, self = this->shared_from_this(), p](beast::error_code rec, std::size_t) {
-                       if (p != state_) return;
-                       if (rec) return Finish(p, Failure("receive", rec));
+                     [this, self = this->shared_from_this(), p, e = epoch_](beast::error_code rec, std::size_t) {
+                       if (e != epoch_ || pending_.empty() || pending_.front() != p) return;
+                       if (rec) return FailAll(Failure("receive", rec));
                        auto res = p->parser->release();
-                       // The whole answer is read: a close is all the peer needs to see.
-                       if (!res.keep_alive()) stream_->close();
+                       pending_.pop_front();
+                       if (!res.keep_alive()) {
+                         // The whole answer is read: a close is all the peer
+                         // needs to see.
+                         stream_->close();
+                         if (!pending_.empty()) Resend();
+                       } else if (!pending_.empty() && pending_.front()->written) {
+                         Read(pending_.front());
+                       }
                        Finish(p, FromBeast(res));
                      });
+  }
+
+  // A peer that closes the connection after an answer has processed none
+  // of the requests sent behind it (RFC 9112 section 9.6): they are sent
+  // again, in order, on a new connection.
+  void Resend() {
+    for (auto& q : pending_) {
+      q->behind = q != pending_.front();
+      q->written = false;
+      q->connecting = false;
+      q->serializer.reset();
+      q->parser.reset();
+    }
+    writing_ = false;
+    Connect(pending_.front());
   }
 
   Status Failure(std::string_view stage, beast::error_code ec) {
@@ -207,18 +277,28 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
     return UnavailableError(std::string(stage) + " " + endpoint_.ToString() + ": " + ec.message());
   }
 
+  // Every request on the connection ends with `status`, in order.
+  void FailAll(const Status& status) {
+    if (stream_) stream_->close();
+    writing_ = false;
+    auto all = std::move(pending_);
+    pending_.clear();
+    for (auto& q : all) Finish(q, status);
+  }
+
   void Finish(const std::shared_ptr<Pending>& p, StatusOr<HttpResponse> result) {
     if (!p->done) return;
     Done done = std::move(p->done);
     p->done = nullptr;
-    if (state_ == p) state_.reset();
     done(std::move(result));
   }
 
   net::io_context& io_;
   Endpoint endpoint_;
   std::optional<beast::basic_stream<Protocol>> stream_;
-  std::shared_ptr<Pending> state_;
+  std::deque<std::shared_ptr<Pending>> pending_;  // in the order sent
+  std::uint64_t epoch_ = 0;                       // bumps with every new stream
+  bool writing_ = false;                          // a connect or write waits for the socket
   beast::flat_buffer buffer_;
 };
 

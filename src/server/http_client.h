@@ -1,7 +1,8 @@
 // An HTTP/1.1 client connection (Boost.Beast inside http_client.cc only):
 // the front uses one per worker, over a Unix socket (native workers) or TCP
-// on loopback (external apps). One request at a time; the connection is
-// kept alive and re-opened when the peer closed it between requests.
+// on loopback (external apps). The connection is kept alive and re-opened
+// when the peer closed it between requests; a request sent while others
+// wait for their answers is pipelined behind them.
 #ifndef CLAMS_SRC_SERVER_HTTP_CLIENT_H_
 #define CLAMS_SRC_SERVER_HTTP_CLIENT_H_
 
@@ -33,8 +34,14 @@ class HttpConnection {
 
   /// Sends `request` and calls `done` on the loop thread with the answer,
   /// or kUnavailable if the connection failed (refused, reset, closed before
-  /// a full answer), kDeadlineExceeded after `timeout` (0 = none).
-  /// Loop thread only; one request at a time.
+  /// a full answer), kDeadlineExceeded after `timeout` (0 = none). A request
+  /// sent while others wait is written at once behind them (HTTP/1.1
+  /// pipelining): answers come in the order sent, its `timeout` runs from
+  /// when the answer before its own is read, and a failure of the
+  /// connection fails every request on it. Send only to peers that read
+  /// pipelined requests in order. The requests behind an answer with
+  /// "Connection: close" were not processed (RFC 9112 section 9.6) and are
+  /// sent again on a new connection. Loop thread only.
   virtual void Send(HttpRequest request, std::chrono::milliseconds timeout, Done done) = 0;
   /// Closes the socket; a pending Send completes with kCancelled.
   virtual void Close() = 0;

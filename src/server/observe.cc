@@ -129,7 +129,7 @@ json::object RuntimeJson(const ObserveInputs& in, bool full) {
     o["state"] = vram::WorkerStateName(w.state);
     o["running"] = w.running.size();
     o["threads"] = w.threads;
-    if (w.ahead > 0) o["ahead"] = w.ahead;
+    if (w.TakesAhead() > 0) o["ahead"] = w.TakesAhead();
     o["requests"] = w.requests;
     o["restarts"] = w.restarts;
     o["vram_bytes"] = in.sampler != nullptr ? in.sampler->WorkerUsage(id) : 0;
@@ -220,7 +220,7 @@ json::object StatusJson(const ObserveInputs& in) {
     o["state"] = vram::WorkerStateName(w.state);
     o["running"] = w.running.size();
     o["threads"] = w.threads;
-    if (w.ahead > 0) o["ahead"] = w.ahead;
+    if (w.TakesAhead() > 0) o["ahead"] = w.TakesAhead();
     json::array classes;
     for (const auto& c : w.classes) {
       auto it = labels.find(c);

@@ -149,10 +149,16 @@ std::string DescribeExit(int status) {
   return "ended (status " + std::to_string(status) + ")";
 }
 
-// One worker slot: its own connection, one request at a time.
+// One worker slot: its own connection, one request running at a time, and
+// with ProcessExecutorOptions::take_ahead one more pipelined behind it.
 struct Connection {
   std::unique_ptr<HttpConnection> http;
   std::function<void(ExecResult)> done;
+  // The request taken ahead: written behind the running one, which the
+  // worker answers first. It starts (and its timeout with it) when that
+  // answer is read.
+  std::function<void(ExecResult)> next_done;
+  std::chrono::milliseconds next_timeout{0};
   // --request-timeout of the running request. The timer is not set per
   // request: a pending wait that ends before the deadline waits again for
   // the rest, and one that finds the slot idle just ends (each set timer is
@@ -201,8 +207,11 @@ struct ProcessExecutor::Worker {
   std::uint64_t requests = 0;
   std::uint64_t max_requests = 0;
 
+  // Requests sent to it and not answered (those taken ahead included).
   int running() const {
-    return static_cast<int>(std::count_if(slots.begin(), slots.end(), [](const Connection& c) { return c.done != nullptr; }));
+    int n = 0;
+    for (const Connection& c : slots) n += (c.done != nullptr) + (c.next_done != nullptr);
+    return n;
   }
 };
 
@@ -224,6 +233,8 @@ ProcessExecutor::~ProcessExecutor() {
     if (w->stderr_fd >= 0) ::close(w->stderr_fd);
   }
 }
+
+int ProcessExecutor::Ahead(const Worker& w) const { return options_.take_ahead && w.device < 0 ? 1 : 0; }
 
 ProcessExecutor::Worker* ProcessExecutor::Find(int worker_id) {
   for (auto& w : workers_) {
@@ -250,6 +261,7 @@ void ProcessExecutor::Emit(const Worker& w, WorkerEvent::Kind kind, KillCause ca
   e.tree_pid = w.keeper;
   e.device = w.device;
   e.threads = options_.threads;
+  e.ahead = Ahead(w);
   e.include_children = true;
   e.cause = cause;
   e.how = std::move(how);
@@ -696,6 +708,15 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
     r.log_text = r.fate_text + " (" + who + ", " + how + ")";
     ended.emplace_back(std::move(c.done), std::move(r));
     c.done = nullptr;
+    if (c.next_done) {
+      // Taken ahead, it never started: it runs elsewhere.
+      ExecResult n;
+      n.fate = ExecResult::Fate::kNotSent;
+      n.fate_text = "worker " + std::to_string(w.id) + " ended before it started the request taken ahead";
+      n.log_text = n.fate_text + " (" + who + ", " + how + ")";
+      ended.emplace_back(std::move(c.next_done), std::move(n));
+      c.next_done = nullptr;
+    }
   }
   w.slots.clear();
   w.ready = false;
@@ -726,6 +747,7 @@ void ProcessExecutor::OnExit(Worker& w, int status) {
     e.tree_pid = keeper;
     e.device = w.device;
     e.threads = options_.threads;
+    e.ahead = Ahead(w);
     e.include_children = true;
     e.cause = cause;
     e.how = how;
@@ -757,11 +779,20 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
   Worker* w = Find(worker_id);
   std::size_t slot = 0;
   bool free_slot = false;
+  bool behind = false;
   if (w != nullptr && w->ready && !w->stopping && w->retire_cause == KillCause::kNone) {
     for (; slot < w->slots.size(); ++slot) {
       if (!w->slots[slot].done) {
         free_slot = true;
         break;
+      }
+    }
+    if (!free_slot && Ahead(*w) > 0) {
+      for (slot = 0; slot < w->slots.size(); ++slot) {
+        if (!w->slots[slot].next_done) {
+          free_slot = behind = true;
+          break;
+        }
       }
     }
   }
@@ -773,12 +804,17 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
     return;
   }
   Connection& c = w->slots[slot];
-  c.done = std::move(done);
-  c.timed_out = false;
   const int id = w->id;
   const std::uint64_t gen = w->generation;
-  c.deadline = request->timeout.count() > 0 ? loop_.Now() + request->timeout : Clock::time_point::max();
-  ArmRequestTimer(*w, slot);
+  if (behind) {
+    c.next_done = std::move(done);
+    c.next_timeout = request->timeout;
+  } else {
+    c.done = std::move(done);
+    c.timed_out = false;
+    c.deadline = request->timeout.count() > 0 ? loop_.Now() + request->timeout : Clock::time_point::max();
+    ArmRequestTimer(*w, slot);
+  }
   HttpRequest req = External() ? wire::EncodeForExternal(request->call) : wire::EncodeForNative(request->call);
   c.http->Send(std::move(req), std::chrono::milliseconds(0),
                [this, id, gen, slot](StatusOr<HttpResponse> r) { OnResponse(id, gen, slot, std::move(r)); });
@@ -834,6 +870,13 @@ void ProcessExecutor::OnResponse(int worker_id, std::uint64_t generation, std::s
   r.answer = wire::DecodeAnswer(std::move(response).value(), External());
   auto done = std::move(c.done);
   c.done = nullptr;
+  if (c.next_done) {
+    // The request taken ahead starts now, with its whole timeout.
+    c.done = std::move(c.next_done);
+    c.next_done = nullptr;
+    c.deadline = c.next_timeout.count() > 0 ? loop_.Now() + c.next_timeout : Clock::time_point::max();
+    ArmRequestTimer(*w, slot);
+  }
   w->requests++;
   w->served = true;
   w->consecutive_failures = 0;

@@ -6,7 +6,10 @@
 //
 //   spawn -> starting --(ready: pipe handshake or GET / answers)--> ready
 //   ready --Dispatch--> a slot runs a request --answer--> slot free
+//       (take_ahead, no GPU: a busy slot may also take one request ahead,
+//       pipelined behind the one it runs; it starts when that is answered)
 //   crash while running -> its requests fail (the signal named); respawn
+//       (requests taken ahead never started: kNotSent, they wait again)
 //   a request past --request-timeout -> SIGKILL, 504 for it (503 for the
 //       others on that worker: the server killed it, retry); respawn
 //   Recycle/retire (evict, drift, oom, max-requests, reload) -> stopping
@@ -77,6 +80,14 @@ struct ProcessExecutorOptions {
   std::vector<int> worker_devices;
   /// Requests each worker runs at once.
   int threads = 1;
+  /// Each slot of a worker without a GPU takes one request ahead, written
+  /// behind the one it runs on the same connection (HTTP/1.1 pipelining), so
+  /// the worker starts it as soon as it has written the answer before, not
+  /// after a round trip through the front. Only for workers that read
+  /// pipelined requests in order: native workers and the Python adapter.
+  /// With a GPU nothing is taken ahead: memory is admitted only for work
+  /// that runs.
+  bool take_ahead = false;
   /// Devices, for pinning by UUID.
   std::vector<gpu::DeviceInfo> devices;
   std::uint64_t max_requests = 0;
@@ -153,6 +164,7 @@ class ProcessExecutor : public Executor {
   Endpoint EndpointOf(const Worker& w) const;
   std::uint64_t DrawMaxRequests();
   bool External() const { return !options_.external_command.empty(); }
+  int Ahead(const Worker& w) const;
 
   EventLoop& loop_;
   Metrics& metrics_;

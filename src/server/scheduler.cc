@@ -444,6 +444,14 @@ void Scheduler::OnDone(std::uint64_t job_id, ExecResult result) {
   registry_.EndRequest(job.worker_id, job.id, answered, answered && result.answer.http_status == 200, job.cls.key,
                        job.warm);
 
+  if (result.fate == ExecResult::Fate::kNotSent && job.client_gone) {
+    // Nothing ran, and nobody waits for it any more.
+    CLAMS_LOG(kInfo, "request {} is dropped: it was not run ({}) and its client has disconnected", job.request_id,
+              result.fate_text);
+    jobs_.erase(job_id);
+    MaybeFinishDrain();
+    return;
+  }
   if (result.fate == ExecResult::Fate::kNotSent) {
     // Nothing ran: back to the head of the queue, no request lost.
     CLAMS_LOG(kWarning, "request {} could not be sent ({}); it waits again", job.request_id, result.fate_text);

@@ -449,6 +449,7 @@ int RunServer(AppRunner& runner, const StartupSettings& startup, const std::stri
     po.worker_args = WorkerArgs(o, threads);
     po.worker_devices = plan.devices;
     po.threads = threads;
+    po.take_ahead = true;  // the worker's HttpServer reads pipelined requests in order
     po.devices = gpus.devices;
     po.max_requests = o.max_requests;
     po.max_requests_jitter = o.max_requests_jitter;
@@ -709,6 +710,9 @@ int ServeExternal(int argc, char** argv) {
   po.socket_dir = socket_dir->path();
   po.ready_timeout = Ms(startup_timeout);
   po.threads = std::max(1, o.threads);
+  // The adapter reads pipelined requests in order; an arbitrary command's
+  // HTTP server may not (Werkzeug's closes every connection).
+  po.take_ahead = python_app;
   // A command that never answers is given up on within seconds, not at --startup-timeout.
   std::function<void(const std::string&)> give_up;
   if (python_app) po.give_up_exit_codes = AdapterExitCodes();

@@ -59,6 +59,7 @@ void WorkerRegistry::Apply(const WorkerEvent& event) {
       w.tree_pid = 0;
       w.state = vram::WorkerState::kStarting;
       w.running.clear();
+      w.running_since.clear();
       w.classes.clear();
       w.has_baseline = false;
       ++w.restarts;
@@ -69,14 +70,17 @@ void WorkerRegistry::Apply(const WorkerEvent& event) {
 void WorkerRegistry::StartRequest(int worker_id, std::uint64_t job_id, const std::string& class_key) {
   WorkerRecord* w = Find(worker_id);
   if (w == nullptr) return;
+  const auto now = std::chrono::steady_clock::now();
+  const bool taken_ahead = static_cast<int>(w->running.size()) >= w->threads;
   w->running.push_back(job_id);
+  w->running_since.push_back(taken_ahead ? std::chrono::steady_clock::time_point::max() : now);
   if (!class_key.empty()) {
     auto it = std::find(w->classes.begin(), w->classes.end(), class_key);
     if (it != w->classes.end()) w->classes.erase(it);
     w->classes.push_back(class_key);
     if (w->classes.size() > kMaxHeldClasses) w->classes.erase(w->classes.begin());
   }
-  w->last_used = std::chrono::steady_clock::now();
+  w->last_used = now;
   Refresh(*w);
 }
 
@@ -84,14 +88,31 @@ void WorkerRegistry::EndRequest(int worker_id, std::uint64_t job_id, bool answer
                                 const std::string& class_key, bool was_held) {
   WorkerRecord* w = Find(worker_id);
   if (w == nullptr) return;
+  const auto now = std::chrono::steady_clock::now();
   auto it = std::find(w->running.begin(), w->running.end(), job_id);
-  if (it != w->running.end()) w->running.erase(it);
+  if (it != w->running.end()) {
+    const auto at = static_cast<std::size_t>(it - w->running.begin());
+    const auto since = w->running_since[at];
+    w->running.erase(it);
+    w->running_since.erase(w->running_since.begin() + static_cast<std::ptrdiff_t>(at));
+    if (since != std::chrono::steady_clock::time_point::max()) {
+      // One taken ahead starts in its place.
+      auto waiting = std::find(w->running_since.begin(), w->running_since.end(),
+                               std::chrono::steady_clock::time_point::max());
+      if (waiting != w->running_since.end()) *waiting = now;
+      if (answered) {
+        const auto took = now - since;
+        w->service = w->timed == 0 ? took : (w->service * 3 + took) / 4;
+        ++w->timed;
+      }
+    }
+  }
   if (answered) ++w->requests;
   if (!succeeded && !was_held && !class_key.empty()) {
     auto held = std::find(w->classes.begin(), w->classes.end(), class_key);
     if (held != w->classes.end()) w->classes.erase(held);
   }
-  w->last_used = std::chrono::steady_clock::now();
+  w->last_used = now;
   Refresh(*w);
 }
 
@@ -113,7 +134,7 @@ std::vector<vram::WorkerSlot> WorkerRegistry::Slots() const {
     s.id = id;
     s.device = std::max(w.device, 0);
     s.state = w.state;
-    s.threads = w.threads + w.ahead;  // admission hands it this many
+    s.threads = w.threads + w.TakesAhead();  // admission hands it this many
     s.running = static_cast<int>(w.running.size());
     s.classes = w.classes;
     s.usage_bytes = sampler_ != nullptr ? sampler_->WorkerUsage(id) : 0;

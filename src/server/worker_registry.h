@@ -21,6 +21,15 @@ namespace clams::server {
 /// thousands of distinct classes need not list them all.
 inline constexpr std::size_t kMaxHeldClasses = 32;
 
+/// A worker that can take requests ahead (WorkerEvent::ahead) is handed them
+/// only while its requests are known to be this quick (moving average of the
+/// time from start to answer). A request taken ahead waits behind the one
+/// before it even if another worker frees up first: for quick requests that
+/// costs little and saves a trip through the front per request (a
+/// noticeable share of a millisecond-long request); for long ones it could
+/// cost the whole length of the request before, and saves nothing.
+inline constexpr std::chrono::milliseconds kTakeAheadMaxService{50};
+
 struct WorkerRecord {
   int id = 0;
   int pid = 0;       ///< 0 while no process runs (or its pid is not known yet)
@@ -28,9 +37,15 @@ struct WorkerRecord {
   int device = -1;
   vram::WorkerState state = vram::WorkerState::kStarting;
   int threads = 1;
-  int ahead = 0;  ///< requests it takes beyond `threads` (WorkerEvent::ahead)
+  int ahead = 0;  ///< requests it can take beyond `threads` (WorkerEvent::ahead)
   bool include_children = false;
-  std::vector<std::uint64_t> running;  ///< job ids
+  std::vector<std::uint64_t> running;  ///< job ids, in the order sent
+  /// When each of `running` started (time_point::max(): taken ahead, it
+  /// waits for one before it to end).
+  std::vector<std::chrono::steady_clock::time_point> running_since;
+  /// Moving average of the time from start to answer, over `timed` requests.
+  std::chrono::steady_clock::duration service{};
+  std::uint64_t timed = 0;
   std::vector<std::string> classes;    ///< classes it holds, most recent last
   std::uint64_t requests = 0;          ///< answered by its current process
   std::uint64_t restarts = 0;          ///< processes that ended (any cause) after the first
@@ -41,6 +56,10 @@ struct WorkerRecord {
   std::uint64_t idle_baseline = 0;
   bool has_baseline = false;
   KillCause stopping = KillCause::kNone;
+
+  /// Requests admission hands it beyond `threads` now: `ahead` once its
+  /// requests are known to be quick (kTakeAheadMaxService), else none.
+  int TakesAhead() const { return timed > 0 && service < kTakeAheadMaxService ? ahead : 0; }
 };
 
 class WorkerRegistry {

@@ -104,6 +104,115 @@ TEST_F(ProductionTest, HangingWorkerIsKilledAt504AndReplaced) {
   EXPECT_THAT(w.Metrics(), HasSubstr("clams_worker_restarts_total{reason=\"request_timeout\"} 1"));
 }
 
+// --- without GPUs: one request taken ahead per worker slot (issue 15) -----------------
+
+// A worker without a GPU takes a second request while it runs one, once its
+// requests are known to be quick: the front writes it behind the first on
+// the worker's connection (HTTP/1.1 pipelining), so the worker starts it as
+// soon as it has written the answer before. Its --request-timeout runs from
+// when it starts: B waits 1.3 s behind A, runs 1.3 s, and is answered under
+// a 2 s timeout. After such slow requests nothing is taken ahead: a request
+// waits in the front's queue for whichever worker frees up first.
+TEST_F(ProductionTest, Issue15AWorkerWithoutAGpuTakesARequestAheadWhileItsRequestsAreQuick) {
+  testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
+                             {"--production", "--workers", "1", "--request-timeout", "2", "--expose-runtime"});
+  ASSERT_TRUE(WaitReady(app.port()));
+  ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app.port(), 1); }, std::chrono::seconds(30)));
+  auto worker = [&] { return Runtime(app.port()).at("workers").as_array().at(0).as_object(); };
+  EXPECT_EQ(worker().at("threads"), 1);
+  EXPECT_FALSE(worker().contains("ahead"));  // nothing known about its requests yet
+  ASSERT_EQ(Call(app.port(), "POST", "/", TextMmif("quick")).status, 200);
+  EXPECT_EQ(worker().at("ahead"), 1);
+  auto post = [&](const std::string& target, const std::string& text) {
+    return std::async(std::launch::async, [&app, target, text] { return Call(app.port(), "POST", target, TextMmif(text)); });
+  };
+  auto a = post("/?mode=sleep&sleepMs=1300", "first");
+  ASSERT_TRUE(testing::WaitFor([&] { return worker().at("running") == 1; }, std::chrono::seconds(10)));
+  auto b = post("/?mode=sleep&sleepMs=1300", "second");
+  // B is the worker's, not the queue's, while A runs.
+  ASSERT_TRUE(testing::WaitFor([&] { return worker().at("running") == 2; }, std::chrono::seconds(10)));
+  EXPECT_EQ(Runtime(app.port()).at("queue").at("length"), 0);
+  HttpResponse ra = a.get();
+  HttpResponse rb = b.get();
+  ASSERT_EQ(ra.status, 200) << ra.body;
+  ASSERT_EQ(rb.status, 200) << rb.body;
+  // Each answer is its own request's.
+  EXPECT_EQ(Json(ra.body).at("documents").as_array()[0].at("properties").at("text").at("@value"), "first");
+  EXPECT_EQ(Json(rb.body).at("documents").as_array()[0].at("properties").at("text").at("@value"), "second");
+  // Its requests are slow now: the next one waits in the queue.
+  EXPECT_FALSE(worker().contains("ahead"));
+  auto c = post("/?mode=sleep&sleepMs=1000", "third");
+  ASSERT_TRUE(testing::WaitFor([&] { return worker().at("running") == 1; }, std::chrono::seconds(10)));
+  auto d = post("/", "fourth");
+  ASSERT_TRUE(testing::WaitFor([&] { return Runtime(app.port()).at("queue").at("length") == 1; },
+                               std::chrono::seconds(10)));
+  EXPECT_EQ(worker().at("running"), 1);
+  EXPECT_EQ(c.get().status, 200);
+  EXPECT_EQ(d.get().status, 200);
+}
+
+// The request taken ahead of one that hangs never started: when the worker
+// is killed for the first one's --request-timeout, it is not failed with it
+// but waits again and runs on the replacement.
+TEST_F(ProductionTest, Issue15ARequestTakenAheadOfAHungOneRunsOnTheReplacement) {
+  testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
+                             {"--production", "--workers", "1", "--request-timeout", "1", "--expose-runtime"});
+  ASSERT_TRUE(WaitReady(app.port()));
+  ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app.port(), 1); }, std::chrono::seconds(30)));
+  ASSERT_EQ(Call(app.port(), "POST", "/", TextMmif("quick")).status, 200);  // its requests are quick
+  const std::vector<int> before = WorkerPids(app.port());
+  auto running = [&] { return Runtime(app.port()).at("workers").as_array().at(0).at("running"); };
+  auto hang = std::async(std::launch::async, [&] { return Call(app.port(), "POST", "/?mode=hang", TextMmif("h")); });
+  ASSERT_TRUE(testing::WaitFor([&] { return running() == 1; }, std::chrono::seconds(10)));
+  auto next = std::async(std::launch::async, [&] { return Call(app.port(), "POST", "/", TextMmif("n")); });
+  ASSERT_TRUE(testing::WaitFor([&] { return running() == 2; }, std::chrono::seconds(10)));
+  EXPECT_EQ(hang.get().status, 504);
+  HttpResponse r = next.get();
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(WorkerPids(app.port()), before);
+  EXPECT_THAT(app.Log(), HasSubstr("ended before it started the request taken ahead"));
+  EXPECT_THAT(app.Log(), HasSubstr("it waits again"));
+}
+
+// When the clients of both the running request and the one taken ahead have
+// left, the worker is recycled (client_gone); the request taken ahead, which
+// never started, is dropped rather than run again for nobody.
+TEST_F(ProductionTest, Issue15ARequestTakenAheadWhoseClientLeftIsNotRunAgain) {
+  testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
+                             {"--production", "--workers", "1", "--client-gone-grace", "0.3", "--expose-runtime"});
+  ASSERT_TRUE(WaitReady(app.port()));
+  ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app.port(), 1); }, std::chrono::seconds(30)));
+  ASSERT_EQ(Call(app.port(), "POST", "/", TextMmif("quick")).status, 200);  // its requests are quick
+  auto running = [&] { return Runtime(app.port()).at("workers").as_array().at(0).at("running"); };
+  auto leave_after = [&](std::chrono::milliseconds patience) {
+    return std::async(std::launch::async, [&app, patience] {
+      server::HttpRequest req;
+      req.method = "POST";
+      req.target = "/?mode=sleep&sleepMs=60000";
+      req.body = TextMmif("x");
+      return server::HttpRequestBlocking(
+          server::Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(app.port())}, std::move(req), patience);
+    });
+  };
+  auto a = leave_after(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(testing::WaitFor([&] { return running() == 1; }, std::chrono::seconds(10)));
+  auto b = leave_after(std::chrono::milliseconds(1000));
+  ASSERT_TRUE(testing::WaitFor([&] { return running() == 2; }, std::chrono::seconds(10)));
+  EXPECT_FALSE(a.get().ok());
+  EXPECT_FALSE(b.get().ok());
+  const auto metric = [&](const std::string& series) {
+    return MetricValue(Call(app.port(), "GET", "/metrics").body, series);
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return metric("clams_worker_restarts_total{reason=\"client_gone\"}") == 1; },
+                               std::chrono::seconds(10)));
+  // Nothing runs again: the new worker is idle.
+  ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app.port(), 1); }, std::chrono::seconds(10)))
+      << app.Log();
+  EXPECT_EQ(running(), 0);
+  EXPECT_THAT(app.Log(), HasSubstr("is dropped: it was not run"));
+  EXPECT_EQ(Call(app.port(), "POST", "/", TextMmif("y")).status, 200);
+}
+
 TEST_F(ProductionTest, AppOomIs503WithRetryAfterAndRaisesTheEstimate) {
   Workload w("24GiB", {"--workers", "1"});
   HttpResponse oom = w.Post("?model=small&failMode=oom&declareVram=false");

@@ -122,12 +122,12 @@ std::string Cmdline(int pid) {
   return s;
 }
 
-// `clams serve [args] APP` on simulated GPUs, waited for until every worker is idle.
+// `clams serve [args] APP` on simulated GPUs (or none), waited for until every worker is idle.
 class ServedApp {
  public:
-  ServedApp(std::vector<std::string> args, const fs::path& app, bool with_torch = false) {
+  ServedApp(std::vector<std::string> args, const fs::path& app, bool with_torch = false, bool with_gpu = true) {
     env_ = PythonEnv(with_torch);
-    env_["CLAMS_SIM_GPUS"] = "8GiB";
+    if (with_gpu) env_["CLAMS_SIM_GPUS"] = "8GiB";
     env_["CLAMS_SIM_STATE"] = (tmp_.path() / "sim").string();
     env_["CLAMS_PROFILE_DIR"] = (tmp_.path() / "profiles").string();
     args.insert(args.end(), {"--expose-runtime", "--python", kPython, app.string()});
@@ -172,12 +172,26 @@ class SocketClient {
 
   RawAnswer Send(const std::string& method, const std::string& target, const std::string& body,
                  const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-    if (fd_ < 0) Connect();
+    Write(Request(method, target, body, headers));
+    return Read();
+  }
+
+  static std::string Request(const std::string& method, const std::string& target, const std::string& body,
+                             const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     std::string req = method + " " + target + " HTTP/1.1\r\nHost: worker\r\nContent-Length: " +
                       std::to_string(body.size()) + "\r\n";
     for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
-    req += "\r\n" + body;
-    EXPECT_EQ(::send(fd_, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    return req + "\r\n" + body;
+  }
+
+  // Writes requests (several at once: pipelined) without reading answers.
+  void Write(const std::string& requests) {
+    if (fd_ < 0) Connect();
+    EXPECT_EQ(::send(fd_, requests.data(), requests.size(), MSG_NOSIGNAL), static_cast<ssize_t>(requests.size()));
+  }
+
+  // The next answer on the connection.
+  RawAnswer Read() {
     RawAnswer a;
     std::string head = ReadUntil("\r\n\r\n");
     std::istringstream lines(head);
@@ -465,6 +479,48 @@ TEST_F(PythonAdapterTest, KeepAliveOneConnectionServesManyRequests) {
     EXPECT_EQ(a.headers.count("connection"), 0u) << i;
   }
   EXPECT_EQ(c.connects(), 1);
+}
+
+// The front pipelines a request taken ahead behind the one a worker runs
+// (issue 15): the adapter answers pipelined requests one after the other,
+// in order, on the one connection.
+TEST_F(PythonAdapterTest, PipelinedRequestsAreAnsweredInOrder) {
+  Worker w;
+  SocketClient c(w.socket());
+  c.Write(SocketClient::Request("POST", "/?holdMs=300", Input()) + SocketClient::Request("GET", "/", "") +
+          SocketClient::Request("POST", "/?pretty=true", Input()));
+  RawAnswer first = c.Read();
+  RawAnswer second = c.Read();
+  RawAnswer third = c.Read();
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(second.status, 200) << second.body;
+  ASSERT_EQ(third.status, 200) << third.body;
+  EXPECT_EQ(Json(first.body).at("views").as_array().size(), 1u);
+  EXPECT_TRUE(Json(second.body).as_object().contains("identifier")) << second.body;  // the metadata
+  EXPECT_EQ(Json(third.body).at("views").as_array().size(), 1u);
+  EXPECT_THAT(third.body, HasSubstr("\n  "));  // pretty: its own parameters
+  EXPECT_THAT(first.body, Not(HasSubstr("\n  ")));
+  EXPECT_EQ(c.connects(), 1);
+}
+
+// Without a GPU, `clams serve app.py` hands each worker one request ahead
+// while its requests are quick, and both requests get their own answers.
+TEST_F(PythonAdapterTest, Issue15WithoutAGpuEachWorkerTakesARequestAhead) {
+  ServedApp s({"--workers", "1"}, AppDir(), /*with_torch=*/false, /*with_gpu=*/false);
+  auto worker = [&] { return Runtime(s.port()).at("workers").as_array().at(0).as_object(); };
+  ASSERT_EQ(s.Send("POST", "/").status, 200);  // its requests are quick
+  EXPECT_EQ(worker().at("ahead"), 1);
+  auto first = std::async(std::launch::async, [&] { return s.Send("POST", "/?holdMs=1500"); });
+  ASSERT_TRUE(testing::WaitFor([&] { return worker().at("running") == 1; }, std::chrono::seconds(10)));
+  auto second = std::async(std::launch::async, [&] { return s.Send("POST", "/?pretty=true"); });
+  ASSERT_TRUE(testing::WaitFor([&] { return worker().at("running") == 2; }, std::chrono::seconds(10)));
+  EXPECT_EQ(Runtime(s.port()).at("queue").at("length"), 0);
+  HttpResponse a = first.get();
+  HttpResponse b = second.get();
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(WithoutRunTimes(a.body), WithoutRunTimes(RunDirectly("POST", "/?holdMs=1500", Input()).body));
+  EXPECT_EQ(WithoutRunTimes(b.body), WithoutRunTimes(RunDirectly("POST", "/?pretty=true", Input()).body));
 }
 
 TEST_F(PythonAdapterTest, TorchCapFollowsTheGrantOfEachRequest) {
