@@ -124,6 +124,8 @@ def check_shape(s):
         fields(w, {"id": int, "device": int, "state": str, "running": int, "threads": int, "classes": list,
                    "requests": int, "vram_bytes": int, "restarts": int}, f"workers[{i}]")
         check(w["state"] in ("idle", "busy", "starting", "stopping"), f"workers[{i}].state is {w['state']!r}")
+        if "ahead" in w:
+            check(isinstance(w["ahead"], int) and w["ahead"] > 0, f"workers[{i}].ahead is {w['ahead']!r}")
     for i, q in enumerate(s["queue"]):
         fields(q, {"request_id": str, "class": str, "wait_seconds": (int, float), "need_bytes": int, "reason": str},
                f"queue[{i}]")
@@ -219,7 +221,8 @@ def check_dom(dom, s):
     equal([r["data"].get("worker") for r in dom["workers"]], [str(w["id"]) for w in s["workers"]], "worker rows")
     for row, w in zip(dom["workers"], s["workers"]):
         equal(row["cells"], [str(w["id"]), "-" if w["device"] < 0 else str(w["device"]), w["state"],
-                             f"{w['running']} / {w['threads']}", "; ".join(w["classes"]) or "-", str(w["requests"]),
+                             f"{w['running']} / {w['threads']}" + (f" +{w['ahead']} ahead" if w.get("ahead") else ""),
+                             "; ".join(w["classes"]) or "-", str(w["requests"]),
                              fmt_bytes(w["vram_bytes"]), str(w["restarts"])], f"worker {w['id']}")
 
     # Events, newest first, every kind with its reason.
