@@ -43,7 +43,7 @@ class HttpConnection {
   /// "Connection: close" were not processed (RFC 9112 section 9.6) and are
   /// sent again on a new connection. Loop thread only.
   virtual void Send(HttpRequest request, std::chrono::milliseconds timeout, Done done) = 0;
-  /// Closes the socket; a pending Send completes with kCancelled.
+  /// Closes the socket; pending Sends complete with kCancelled, in order.
   virtual void Close() = 0;
 };
 
