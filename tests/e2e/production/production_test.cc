@@ -156,7 +156,7 @@ TEST_F(ProductionTest, Issue15AWorkerWithoutAGpuTakesARequestAheadWhileItsReques
 // but waits again and runs on the replacement.
 TEST_F(ProductionTest, Issue15ARequestTakenAheadOfAHungOneRunsOnTheReplacement) {
   testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
-                             {"--production", "--workers", "1", "--request-timeout", "1", "--expose-runtime"});
+                             {"--production", "--workers", "1", "--request-timeout", "3", "--expose-runtime"});
   ASSERT_TRUE(WaitReady(app.port()));
   ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app.port(), 1); }, std::chrono::seconds(30)));
   ASSERT_EQ(Call(app.port(), "POST", "/", TextMmif("quick")).status, 200);  // its requests are quick
@@ -194,7 +194,7 @@ TEST_F(ProductionTest, Issue15ARequestTakenAheadWhoseClientLeftIsNotRunAgain) {
           server::Endpoint{"", "127.0.0.1", static_cast<std::uint16_t>(app.port())}, std::move(req), patience);
     });
   };
-  auto a = leave_after(std::chrono::milliseconds(1500));
+  auto a = leave_after(std::chrono::milliseconds(3000));  // B is taken ahead well before A's client leaves
   ASSERT_TRUE(testing::WaitFor([&] { return running() == 1; }, std::chrono::seconds(10)));
   auto b = leave_after(std::chrono::milliseconds(1000));
   ASSERT_TRUE(testing::WaitFor([&] { return running() == 2; }, std::chrono::seconds(10)));
