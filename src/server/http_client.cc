@@ -269,8 +269,8 @@ class Core : public std::enable_shared_from_this<Core<Protocol>> {
     Connect(pending_.front());
   }
 
-  Status Failure(std::string_view stage, beast::error_code ec) {
-    if (stream_) stream_->close();
+  // What a failure of the connection is reported as (FailAll closes it).
+  Status Failure(std::string_view stage, beast::error_code ec) const {
     if (ec == beast::error::timeout) {
       return DeadlineExceededError("no answer from " + endpoint_.ToString() + " in time");
     }

@@ -811,13 +811,20 @@ void ProcessExecutor::Dispatch(int worker_id, std::shared_ptr<ExecRequest> reque
     c.next_timeout = request->timeout;
   } else {
     c.done = std::move(done);
-    c.timed_out = false;
-    c.deadline = request->timeout.count() > 0 ? loop_.Now() + request->timeout : Clock::time_point::max();
-    ArmRequestTimer(*w, slot);
+    StartRequest(*w, slot, request->timeout);
   }
   HttpRequest req = External() ? wire::EncodeForExternal(request->call) : wire::EncodeForNative(request->call);
   c.http->Send(std::move(req), std::chrono::milliseconds(0),
                [this, id, gen, slot](StatusOr<HttpResponse> r) { OnResponse(id, gen, slot, std::move(r)); });
+}
+
+// The request in `c.done` of the slot starts running: its --request-timeout
+// (0: none) counts from now.
+void ProcessExecutor::StartRequest(Worker& w, std::size_t slot, std::chrono::milliseconds timeout) {
+  Connection& c = w.slots[slot];
+  c.timed_out = false;
+  c.deadline = timeout.count() > 0 ? loop_.Now() + timeout : Clock::time_point::max();
+  ArmRequestTimer(w, slot);
 }
 
 void ProcessExecutor::ArmRequestTimer(Worker& w, std::size_t slot) {
@@ -874,8 +881,7 @@ void ProcessExecutor::OnResponse(int worker_id, std::uint64_t generation, std::s
     // The request taken ahead starts now, with its whole timeout.
     c.done = std::move(c.next_done);
     c.next_done = nullptr;
-    c.deadline = c.next_timeout.count() > 0 ? loop_.Now() + c.next_timeout : Clock::time_point::max();
-    ArmRequestTimer(*w, slot);
+    StartRequest(*w, slot, c.next_timeout);
   }
   w->requests++;
   w->served = true;

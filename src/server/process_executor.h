@@ -153,6 +153,7 @@ class ProcessExecutor : public Executor {
   void BecomeReady(Worker& w);
   void Reap();
   void OnExit(Worker& w, int status);
+  void StartRequest(Worker& w, std::size_t slot, std::chrono::milliseconds timeout);
   void ArmRequestTimer(Worker& w, std::size_t slot);
   void OnResponse(int worker_id, std::uint64_t generation, std::size_t slot, StatusOr<HttpResponse> response);
   void Retire(Worker& w, KillCause cause);

@@ -128,7 +128,7 @@ TEST_F(LoadOnceTest, ANonThreadSafeAppRunsOneRequestAtATime) {
   const json::value rt = Runtime(server.port());
   EXPECT_EQ(rt.at("workers").as_array()[0].at("threads"), 1);
   ASSERT_EQ(Call(server.port(), "POST", "/", TextMmif("quick")).status, 200);  // its requests are quick
-  EXPECT_EQ(Runtime(server.port()).at("workers").as_array()[0].at("ahead"), 1);
+  EXPECT_EQ(FirstWorker(server.port()).at("ahead"), 1);
   auto first = std::async(std::launch::async,
                           [&] { return Call(server.port(), "POST", "/?mode=sleep&sleepMs=3000", TextMmif("a")); });
   ASSERT_TRUE(testing::WaitFor([&] { return Runtime(server.port()).at("queue").at("running") == 1; },

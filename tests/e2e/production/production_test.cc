@@ -11,6 +11,7 @@
 #include <atomic>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <future>
 #include <set>
 #include <sstream>
@@ -106,6 +107,16 @@ TEST_F(ProductionTest, HangingWorkerIsKilledAt504AndReplaced) {
 
 // --- without GPUs: one request taken ahead per worker slot (issue 15) -----------------
 
+// clams-test-app in production with one worker and no GPU, ready and idle.
+std::unique_ptr<testing::ServerProcess> OneWorkerWithoutGpu(const std::vector<std::string>& flags) {
+  std::vector<std::string> args = {"--production", "--workers", "1", "--expose-runtime"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  auto app = std::make_unique<testing::ServerProcess>(testing::BuiltBinary("tests/e2e/apps/clams-test-app"), args);
+  EXPECT_TRUE(WaitReady(app->port()));
+  EXPECT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app->port(), 1); }, std::chrono::seconds(30)));
+  return app;
+}
+
 // A worker without a GPU takes a second request while it runs one, once its
 // requests are known to be quick: the front writes it behind the first on
 // the worker's connection (HTTP/1.1 pipelining), so the worker starts it as
@@ -114,11 +125,10 @@ TEST_F(ProductionTest, HangingWorkerIsKilledAt504AndReplaced) {
 // a 2 s timeout. After such slow requests nothing is taken ahead: a request
 // waits in the front's queue for whichever worker frees up first.
 TEST_F(ProductionTest, Issue15AWorkerWithoutAGpuTakesARequestAheadWhileItsRequestsAreQuick) {
-  testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
-                             {"--production", "--workers", "1", "--request-timeout", "2", "--expose-runtime"});
-  ASSERT_TRUE(WaitReady(app.port()));
-  ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app.port(), 1); }, std::chrono::seconds(30)));
-  auto worker = [&] { return Runtime(app.port()).at("workers").as_array().at(0).as_object(); };
+  auto server = OneWorkerWithoutGpu({"--request-timeout", "2"});
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  testing::ServerProcess& app = *server;
+  auto worker = [&] { return FirstWorker(app.port()); };
   EXPECT_EQ(worker().at("threads"), 1);
   EXPECT_FALSE(worker().contains("ahead"));  // nothing known about its requests yet
   ASSERT_EQ(Call(app.port(), "POST", "/", TextMmif("quick")).status, 200);
@@ -155,13 +165,12 @@ TEST_F(ProductionTest, Issue15AWorkerWithoutAGpuTakesARequestAheadWhileItsReques
 // is killed for the first one's --request-timeout, it is not failed with it
 // but waits again and runs on the replacement.
 TEST_F(ProductionTest, Issue15ARequestTakenAheadOfAHungOneRunsOnTheReplacement) {
-  testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
-                             {"--production", "--workers", "1", "--request-timeout", "3", "--expose-runtime"});
-  ASSERT_TRUE(WaitReady(app.port()));
-  ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app.port(), 1); }, std::chrono::seconds(30)));
+  auto server = OneWorkerWithoutGpu({"--request-timeout", "3"});
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  testing::ServerProcess& app = *server;
   ASSERT_EQ(Call(app.port(), "POST", "/", TextMmif("quick")).status, 200);  // its requests are quick
   const std::vector<int> before = WorkerPids(app.port());
-  auto running = [&] { return Runtime(app.port()).at("workers").as_array().at(0).at("running"); };
+  auto running = [&] { return FirstWorker(app.port()).at("running"); };
   auto hang = std::async(std::launch::async, [&] { return Call(app.port(), "POST", "/?mode=hang", TextMmif("h")); });
   ASSERT_TRUE(testing::WaitFor([&] { return running() == 1; }, std::chrono::seconds(10)));
   auto next = std::async(std::launch::async, [&] { return Call(app.port(), "POST", "/", TextMmif("n")); });
@@ -178,12 +187,11 @@ TEST_F(ProductionTest, Issue15ARequestTakenAheadOfAHungOneRunsOnTheReplacement) 
 // left, the worker is recycled (client_gone); the request taken ahead, which
 // never started, is dropped rather than run again for nobody.
 TEST_F(ProductionTest, Issue15ARequestTakenAheadWhoseClientLeftIsNotRunAgain) {
-  testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
-                             {"--production", "--workers", "1", "--client-gone-grace", "0.3", "--expose-runtime"});
-  ASSERT_TRUE(WaitReady(app.port()));
-  ASSERT_TRUE(testing::WaitFor([&] { return AllWorkersIdle(app.port(), 1); }, std::chrono::seconds(30)));
+  auto server = OneWorkerWithoutGpu({"--client-gone-grace", "0.3"});
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  testing::ServerProcess& app = *server;
   ASSERT_EQ(Call(app.port(), "POST", "/", TextMmif("quick")).status, 200);  // its requests are quick
-  auto running = [&] { return Runtime(app.port()).at("workers").as_array().at(0).at("running"); };
+  auto running = [&] { return FirstWorker(app.port()).at("running"); };
   auto leave_after = [&](std::chrono::milliseconds patience) {
     return std::async(std::launch::async, [&app, patience] {
       server::HttpRequest req;

@@ -507,7 +507,7 @@ TEST_F(PythonAdapterTest, PipelinedRequestsAreAnsweredInOrder) {
 // while its requests are quick, and both requests get their own answers.
 TEST_F(PythonAdapterTest, Issue15WithoutAGpuEachWorkerTakesARequestAhead) {
   ServedApp s({"--workers", "1"}, AppDir(), /*with_torch=*/false, /*with_gpu=*/false);
-  auto worker = [&] { return Runtime(s.port()).at("workers").as_array().at(0).as_object(); };
+  auto worker = [&] { return FirstWorker(s.port()); };
   ASSERT_EQ(s.Send("POST", "/").status, 200);  // its requests are quick
   EXPECT_EQ(worker().at("ahead"), 1);
   auto first = std::async(std::launch::async, [&] { return s.Send("POST", "/?holdMs=1500"); });

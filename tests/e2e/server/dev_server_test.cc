@@ -493,7 +493,7 @@ TEST_F(DevServerTest, RequestTimeoutGives504ErrorView) {
 TEST(DevServerAheadTest, Issue15ARequestTakenAheadRunsNextWithItsWholeTimeout) {
   testing::ServerProcess app(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),
                              {"--workers", "1", "--request-timeout", "2"});
-  auto worker = [&] { return Runtime(app.port()).at("workers").as_array().at(0).as_object(); };
+  auto worker = [&] { return FirstWorker(app.port()); };
   EXPECT_EQ(worker().at("threads"), 1);
   ASSERT_EQ(Call(app.port(), "POST", "/", TextMmif("x"), {{"Content-Type", "application/json"}}).status, 200);
   EXPECT_EQ(worker().at("ahead"), 1);  // its requests are quick

@@ -117,6 +117,8 @@ std::vector<int> WorkerPids(int port) {
   return pids;
 }
 
+boost::json::object FirstWorker(int port) { return Runtime(port).at("workers").as_array().at(0).as_object(); }
+
 bool AllWorkersIdle(int port, std::size_t count) {
   boost::json::value rt = Runtime(port);
   if (!rt.is_object()) return false;

@@ -45,6 +45,8 @@ bool WaitReady(int port, std::chrono::milliseconds timeout = std::chrono::second
 boost::json::value Runtime(int port);
 /// The pids of the server's workers, by worker id.
 std::vector<int> WorkerPids(int port);
+/// The runtime entry of the server's first worker (throws if there is none).
+boost::json::object FirstWorker(int port);
 /// True if there are `count` workers (any number > 0 when 0) and all are idle.
 bool AllWorkersIdle(int port, std::size_t count = 0);
 /// The devices `clams gpu --json` reports with `env` (simulated GPUs).
