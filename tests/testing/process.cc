@@ -20,7 +20,20 @@ extern char** environ;
 namespace clams::testing {
 namespace {
 
-std::vector<std::string> MergedEnv(const std::map<std::string, std::string>& extra) {
+// The GPU a test's program sees is the one the test names: simulated
+// devices (CLAMS_SIM_GPUS), an NVML library (CLAMS_NVML_LIBRARY) or
+// CUDA_VISIBLE_DEVICES. A test that names none gets no GPU at all, also on a
+// machine that has one (CUDA_VISIBLE_DEVICES set and empty hides every
+// device from NVML, CUDA and our probe), so that `make test` on a GPU
+// workstation tests what it tests on CI.
+bool NamesAGpu(const std::map<std::string, std::string>& extra) {
+  return extra.count("CLAMS_SIM_GPUS") != 0 || extra.count("CLAMS_NVML_LIBRARY") != 0 ||
+         extra.count("CUDA_VISIBLE_DEVICES") != 0;
+}
+
+std::vector<std::string> MergedEnv(const std::map<std::string, std::string>& extra_in) {
+  std::map<std::string, std::string> extra = extra_in;
+  if (!NamesAGpu(extra)) extra["CUDA_VISIBLE_DEVICES"] = "";
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv = *e;

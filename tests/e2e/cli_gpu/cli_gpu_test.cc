@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "testing/process.h"
 #include "testing/testing.h"
 
 extern char** environ;
@@ -338,6 +339,34 @@ TEST_F(ClamsGpuTest, UsageErrorsExitWithTwo) {
     EXPECT_THAT(r.err, HasSubstr(std::string("clams gpu ") + sub +
                                  ": CLAMS_SIM_GPUS is not set: no simulated GPUs"));
   }
+}
+
+// The test harness (testing::RunProgram, Process, ServerProcess) gives a
+// program no GPU unless the test names one, so that the tests that need a
+// machine without a GPU (a worker taking requests ahead, issue 15) pass on
+// a GPU workstation too. Here the machine "has" an H100: this test process's
+// own environment points NVML at the fake library, as a real driver would
+// be found.
+TEST(TestHarnessGpuTest, AProgramStartedWithoutNamingAGpuSeesNoneOnAMachineThatHasOne) {
+  const std::string conf = (BinaryDir() / "harness-nvml.conf").string();
+  WriteFileOrDie(conf,
+                 "device GPU-aaaaaaaa-1111-2222-3333-444444444444 85899345920 0 NVIDIA H100 80GB HBM3\n");
+  ASSERT_EQ(::setenv("CLAMS_NVML_LIBRARY", CLAMS_FAKE_NVML, 1), 0);
+  ASSERT_EQ(::setenv("FAKE_NVML_CONFIG", conf.c_str(), 1), 0);
+  ::unsetenv("CLAMS_SIM_GPUS");
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+
+  RunResult plain = RunProgram({ClamsBinary(), "gpu", "--json"});
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out, "{\"devices\":[],\"backend\":\"nvml\"}\n");
+
+  // A test that names the GPU (here its NVML library) sees it.
+  RunResult named = RunProgram({ClamsBinary(), "gpu", "--json"}, {{"CLAMS_NVML_LIBRARY", CLAMS_FAKE_NVML}});
+  EXPECT_EQ(named.exit_code, 0) << named.err;
+  EXPECT_THAT(named.out, HasSubstr("\"name\":\"NVIDIA H100 80GB HBM3\""));
+
+  ::unsetenv("CLAMS_NVML_LIBRARY");
+  ::unsetenv("FAKE_NVML_CONFIG");
 }
 
 }  // namespace
