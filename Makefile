@@ -117,10 +117,10 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	./tests/fuzz/run.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-30}
 
 # The chaos suite (tests/chaos/chaos.py, docs/reliability.md): every scenario under steady load
-# on simulated GPUs, one row each (answers by status, lost, front alive, simulated OOM, front
+# on simulated GPUs (one without a GPU), one row each (answers by status, lost, front alive, simulated OOM, front
 # RSS), the table also in $(BUILD)/chaos-table.md. Minutes. `chaos-smoke` is the short subset
 # ctest runs; `soak` runs SOAK_MINUTES (default 30) at 2x capacity.
-CHAOS_TARGETS = vram-workload clams
+CHAOS_TARGETS = vram-workload clams-test-app clams
 SOAK_MINUTES ?= 30
 chaos: configure
 	cmake --build $(BUILD) -j $(JOBS) --target $(CHAOS_TARGETS)

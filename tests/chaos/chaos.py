@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Chaos suite and soak for the production server (docs/reliability.md).
 
-Starts `vram-workload --production` on simulated GPUs, drives steady load
+Starts `vram-workload --production` on simulated GPUs (and, for the
+scenario without a GPU, the test app on none), drives steady load
 with keep-alive clients, injects one fault per scenario, and counts every
 answer by HTTP status and every request whose connection ended without an
 answer as LOST. One row per scenario:
@@ -50,6 +51,11 @@ MMIF = json.dumps({
     "views": []})
 # What the steady load asks for: the smallest model, a short hold.
 LOAD_QUERY = "/?model=tiny&holdMs=100"
+# The apps: the GPU-like workload, and the test app for workers without a
+# GPU, whose quick requests (mode=sleep, 2 ms) each worker takes one ahead.
+WORKLOAD_APP = "apps/vram-workload/vram-workload"
+TEST_APP = "tests/e2e/apps/clams-test-app"
+CPU_LOAD_QUERY = "/?mode=sleep&sleepMs=2"
 PR_SET_PDEATHSIG = 1
 # fd exhaustion: the front's descriptor limit, and how many idle connections
 # the flood opens (well past it).
@@ -73,19 +79,27 @@ def die_with_parent():
 class Server:
     """One production server with its own simulated GPUs and profiles."""
 
-    def __init__(self, build, workers, extra_args=(), gpus="24GiB", prepare=None, nofile=0):
+    def __init__(self, build, workers, extra_args=(), gpus="24GiB", prepare=None, nofile=0, app=WORKLOAD_APP):
+        """`gpus`: the simulated devices, or None for a machine without a GPU
+        (also on one that has a GPU: CUDA_VISIBLE_DEVICES is set and empty)."""
         self.build = build
+        self.gpus = gpus
         self.dir = tempfile.mkdtemp(prefix="clams-chaos-")
         self.mounts = []  # unmounted by stop()
         self.profiles = os.path.join(self.dir, "profiles")
         self.env = dict(os.environ)
-        self.env.update({"CLAMS_SIM_GPUS": gpus, "CLAMS_SIM_STATE": os.path.join(self.dir, "sim-state"),
+        self.env.update({"CLAMS_SIM_STATE": os.path.join(self.dir, "sim-state"),
                          "CLAMS_PROFILE_DIR": self.profiles, "CLAMS_APP_VERSION": "v1"})
+        if gpus is None:
+            self.env.pop("CLAMS_SIM_GPUS", None)
+            self.env["CUDA_VISIBLE_DEVICES"] = ""
+        else:
+            self.env["CLAMS_SIM_GPUS"] = gpus
         if prepare:
             prepare(self)
         port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "server.log")
-        args = [os.path.join(build, "apps/vram-workload/vram-workload"), "--production", "--expose-runtime",
+        args = [os.path.join(build, app), "--production", "--expose-runtime",
                 "--port", "0", "--port-file", port_file, "--host", "127.0.0.1", "--workers", str(workers)]
         args += list(extra_args)
         self.log = open(self.log_path, "wb")
@@ -139,6 +153,16 @@ class Server:
         workers = rt.get("workers", [])
         return bool(workers) and (count == 0 or len(workers) == count) and all(
             w.get("state") == "idle" for w in workers)
+
+    def workers_ahead(self):
+        """How many requests /status.json says each worker takes ahead."""
+        status, body = self.get("/status.json")
+        if status != 200:
+            return []
+        try:
+            return [w.get("ahead", 0) for w in json.loads(body).get("workers", [])]
+        except ValueError:
+            return []
 
     def worker_pids(self):
         rt = self.runtime() or {}
@@ -370,6 +394,10 @@ def finish(result, server, expected_app_oom=0, foreign_ooms=0):
     result.rss_end = server.rss_mib()
     result.alive = server.alive()
     metric = int(server.oom_total() - expected_app_oom) if result.alive else 0
+    if server.gpus is None:
+        result.oom = metric
+        result.oom_detail = "clams_oom_total %+d (no GPU)" % metric
+        return
     sim = server.sim_oom_events()
     if sim < 0:
         result.check(False, "the simulated GPU state could not be read")
@@ -429,6 +457,46 @@ def sc_kill9(build, seconds):
         r.check(killed, "workers were killed (%d)" % len(killed))
         r.check(set(r.tally.status) <= {200, 500, 502, 503}, "answers are 200 or 5xx")
         r.check(wait_for(lambda: s.all_idle(3), 30), "3 workers idle again after the storm")
+    finally:
+        s.stop()
+    return r
+
+
+def sc_kill9_no_gpu(build, seconds):
+    """Workers without a GPU take a request ahead behind the one they run
+    (issue 15). When one is killed, only the request it was running fails:
+    the one taken ahead had not started, waits again and is answered."""
+    r = Result("kill -9 workers without a GPU (taking requests ahead)")
+    s = Server(build, 2, gpus=None, app=TEST_APP)
+    killed = []
+    ahead_seen = []
+
+    def fault(stop):
+        while not stop.wait(1.0):  # one kill a second
+            ahead_seen.append(sum(s.workers_ahead()))
+            pids = s.worker_pids()
+            if pids:
+                pid = random.choice(pids)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except ProcessLookupError:
+                    pass
+    try:
+        # Quick requests first, so that the workers are known to be quick.
+        load = Load(s.port, 4, r.tally, query=CPU_LOAD_QUERY)
+        ok = wait_for(lambda: sum(s.workers_ahead()) == 2, 30)
+        load.stop()
+        r.check(ok, "both workers take a request ahead once their requests are known to be quick")
+        run_load(s, r, seconds, 8, fault, queries=[CPU_LOAD_QUERY])
+        finish(r, s)
+        failed = sum(n for code, n in r.tally.status.items() if code != 200)
+        r.check(killed, "workers were killed (%d)" % len(killed))
+        r.check(any(ahead_seen), "requests were taken ahead under the load (ahead per kill: %s)" % ahead_seen)
+        r.check(set(r.tally.status) <= {200, 500, 502, 503}, "answers are 200 or 5xx")
+        r.check(failed <= len(killed),
+                "at most the running request fails per kill: %d failed for %d kills" % (failed, len(killed)))
+        r.check(wait_for(lambda: s.all_idle(2), 30), "2 workers idle again after the storm")
     finally:
         s.stop()
     return r
@@ -844,6 +912,8 @@ def wait_for(pred, timeout):
 SCENARIOS = [
     Scenario("baseline", "steady load, no fault", sc_baseline, smoke=True),
     Scenario("kill9", "kill -9 a random worker every 2 s", sc_kill9, smoke=True),
+    Scenario("kill9-nogpu", "no GPU, quick requests taken ahead: kill -9 a random worker every 1 s",
+             sc_kill9_no_gpu, smoke=True),
     Scenario("sigstop", "SIGSTOP a random worker every 3 s, --request-timeout 2", sc_sigstop, smoke=True),
     Scenario("sigstop-cont", "SIGSTOP a random worker for 4 s, then SIGCONT; no --request-timeout",
              sc_sigstop_no_timeout),
@@ -915,14 +985,14 @@ def soak(build, minutes, table):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", required=True, help="the build directory (vram-workload and clams)")
+    ap.add_argument("--build", required=True, help="the build directory (vram-workload, the test app and clams)")
     ap.add_argument("--smoke", action="store_true", help="the short subset for CI (< 90 s)")
     ap.add_argument("--only", default="", help="comma-separated scenario names")
     ap.add_argument("--seconds", type=float, default=0, help="load per scenario (default 30, smoke 8)")
     ap.add_argument("--soak", type=int, default=0, metavar="MINUTES", help="run the soak instead")
     ap.add_argument("--table", default="", help="also write the table (markdown) to this file")
     a = ap.parse_args()
-    for binary in ("apps/vram-workload/vram-workload", "src/cli/clams"):
+    for binary in (WORKLOAD_APP, TEST_APP, "src/cli/clams"):
         if not os.access(os.path.join(a.build, binary), os.X_OK):
             print("chaos.py: %s not built in %s" % (binary, a.build), file=sys.stderr)
             return 2
