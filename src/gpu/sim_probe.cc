@@ -23,12 +23,9 @@ class SimProbe : public gpu::Probe {
   }
 
   StatusOr<gpu::Snapshot> Sample() override {
-    SimState state;
-    Status s = UpdateSimState(config_.state_path, config_.capacities.size(), [&](SimState& st) {
-      state = st;
-      return false;
-    });
-    if (!s.ok()) return UnavailableError(s.message());
+    // Without the state's lock (ReadSimState): a worker stopped inside an
+    // allocation must not stop the front's sampling and admission with it.
+    CLAMS_ASSIGN_OR_RETURN(SimState state, ReadSimState(config_.state_path, config_.capacities.size()));
 
     gpu::Snapshot snapshot;
     std::map<std::pair<int, int>, std::uint64_t> by_device_and_pid;  // (ordinal, pid)

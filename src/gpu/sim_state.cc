@@ -328,6 +328,24 @@ Status UpdateSimState(const std::string& state_path, std::size_t device_count,
   return Status::Ok();  // `lock` closes here, which releases the lock
 }
 
+StatusOr<SimState> ReadSimState(const std::string& state_path, std::size_t device_count) {
+  bool exists = false;
+  std::string text;
+  if (Status read = ReadWholeFile(state_path, &exists, &text); !read.ok()) return UnavailableError(read.message());
+  SimState state;
+  if (exists) {
+    StatusOr<SimState> parsed = ParseSimState(text);
+    if (!parsed.ok()) {
+      return UnavailableError(
+          fmt::format("simulated GPU state {} is unreadable ({})", state_path, parsed.status().message()));
+    }
+    state = std::move(parsed).value();
+  }
+  if (state.devices.size() < device_count) state.devices.resize(device_count);
+  Purge(state);
+  return state;
+}
+
 gpu::sim::Allocation SimAllocationAccess::Make(const gpu::sim::Config& config, int device,
                                                std::uint64_t bytes, std::uint64_t token, int pid) {
   gpu::sim::Allocation a;

@@ -67,6 +67,19 @@ bool ProcessIsGone(int pid, std::uint64_t start_time);
 Status UpdateSimState(const std::string& state_path, std::size_t device_count,
                       const std::function<bool(SimState&)>& update);
 
+/// The state of `state_path` as it is now, without its lock: what a probe
+/// reads. Writers replace the file whole (temp file + rename) under the lock,
+/// so a reader without it sees one complete version. The state is widened to
+/// `device_count` devices and the allocations of gone processes are left out
+/// of the copy (the file is not written: the next writer purges them). A
+/// missing file reads as a fresh state. kUnavailable if the file cannot be
+/// read or parsed (a writer resets an unparsable file).
+///
+/// Taking the lock here would make every reader wait for every writer, and a
+/// writer that is stopped (SIGSTOP, a debugger) inside its update would stop
+/// the front's admission, which samples the devices, with it.
+StatusOr<SimState> ReadSimState(const std::string& state_path, std::size_t device_count);
+
 /// Sets the private fields of sim::Allocation.
 struct SimAllocationAccess {
   static gpu::sim::Allocation Make(const gpu::sim::Config& config, int device, std::uint64_t bytes,

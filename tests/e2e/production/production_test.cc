@@ -4,7 +4,9 @@
 // control: estimates, profiles, queueing, eviction, OOM feedback (issue 5).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -103,6 +105,35 @@ TEST_F(ProductionTest, HangingWorkerIsKilledAt504AndReplaced) {
   ASSERT_TRUE(testing::WaitFor([&] { return w.AllIdle(1); }, std::chrono::seconds(10)));
   EXPECT_EQ(w.Post("?model=tiny&holdMs=10").status, 200);
   EXPECT_THAT(w.Metrics(), HasSubstr("clams_worker_restarts_total{reason=\"request_timeout\"} 1"));
+}
+
+// A worker stopped (SIGSTOP, a debugger) while it allocates holds the
+// simulated GPU's state lock. Here the test holds it. The front samples the
+// devices before each admission decision; it did so under that lock, and so
+// stopped with the worker: no --request-timeout, no /health, nothing until
+// the lock was free. Now the front answers, times the request out (its
+// worker waits for the lock) and serves again once the lock is free.
+TEST_F(ProductionTest, AWorkerStoppedWhileItAllocatesDoesNotStopTheFront) {
+  Workload w("24GiB", {"--workers", "1", "--request-timeout", "2"});
+  ASSERT_EQ(w.Post("?model=tiny&holdMs=10").status, 200);
+  const int lock = ::open((w.env().at("CLAMS_SIM_STATE") + ".lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);
+
+  const auto start = Clock::now();
+  auto waiting = std::async(std::launch::async, [&] { return w.Post("?model=tiny&holdMs=10"); });
+  const bool answered = waiting.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  HttpResponse health = Call(w.port(), "GET", "/health", "", {}, std::chrono::seconds(5));
+  ::close(lock);  // a front that waited for the lock goes on now, so the test ends either way
+  ASSERT_TRUE(answered) << "the front stopped while the lock was held";
+  HttpResponse timed_out = waiting.get();
+  EXPECT_EQ(timed_out.status, 504);
+  EXPECT_THAT(ErrorMessage(timed_out), HasSubstr("--request-timeout"));
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(15));
+  EXPECT_EQ(health.status, 200);
+
+  ASSERT_TRUE(testing::WaitFor([&] { return w.AllIdle(1); }, std::chrono::seconds(10)));
+  EXPECT_EQ(w.Post("?model=tiny&holdMs=10").status, 200);
 }
 
 // --- without GPUs: one request taken ahead per worker slot (issue 15) -----------------

@@ -4,11 +4,14 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 #include <functional>
 #include <thread>
 
@@ -633,6 +636,41 @@ TEST_F(SimTest, ProbeReportsALostStateFileAsUnavailable) {
   EXPECT_THAT(probe->Sample(), StatusIs(StatusCode::kUnavailable, HasSubstr("cannot")));
   std::filesystem::remove(dir_.path());
   std::filesystem::create_directory(dir_.path());
+}
+
+// A worker stopped (SIGSTOP, a debugger) inside an allocation holds the
+// state's lock until it runs again or dies. The probe, which the front's
+// admission samples before each decision, reads without the lock: the front
+// must not stop with the worker. Before, Sample() waited for the lock.
+TEST_F(SimTest, ASampleDoesNotWaitForAWriterThatHoldsTheStateLock) {
+  auto probe = MakeProbe();
+  ASSERT_NE(probe, nullptr);
+  sim::Allocation held = sim::Allocate(config_, 0, 3 * kGiB).value();
+  const int lock = ::open((state_path_ + ".lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);  // as a writer stopped inside its update
+
+  auto sample = std::async(std::launch::async, [&] { return probe->Sample(); });
+  const bool answered = sample.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  ::close(lock);  // lets a blocked Sample() return, so the test ends either way
+  ASSERT_TRUE(answered) << "Sample() waited for the state's lock";
+  StatusOr<Snapshot> snapshot = sample.get();
+  ASSERT_THAT(snapshot, IsOk());
+  EXPECT_EQ(snapshot->devices[0].used_bytes, 3 * kGiB);
+  EXPECT_THAT(snapshot->processes, ElementsAre(ProcessUsage{::getpid(), 0, 3 * kGiB}));
+}
+
+// A probe only reads: a corrupt file is unavailable to it (the sampler keeps
+// its last snapshot) until a writer, the next allocation, resets it.
+TEST_F(SimTest, TheProbeReportsACorruptFileAsUnavailableUntilAWriterResetsIt) {
+  auto probe = MakeProbe();
+  ASSERT_NE(probe, nullptr);
+  clams::testing::WriteFileOrDie(state_path_, "garbage\x01\x02");
+  EXPECT_THAT(probe->Sample(), StatusIs(StatusCode::kUnavailable, HasSubstr("is unreadable")));
+  sim::Allocation a = sim::Allocate(config_, 0, 1 * kGiB).value();
+  StatusOr<Snapshot> snapshot = probe->Sample();
+  ASSERT_THAT(snapshot, IsOk());
+  EXPECT_EQ(snapshot->devices[0].used_bytes, 1 * kGiB);
 }
 
 }  // namespace
