@@ -348,7 +348,8 @@ TEST_F(ClamsGpuTest, UsageErrorsExitWithTwo) {
 // own environment points NVML at the fake library, as a real driver would
 // be found.
 TEST(TestHarnessGpuTest, AProgramStartedWithoutNamingAGpuSeesNoneOnAMachineThatHasOne) {
-  const std::string conf = (BinaryDir() / "harness-nvml.conf").string();
+  TempDir dir;
+  const std::string conf = (dir.path() / "nvml.conf").string();
   WriteFileOrDie(conf,
                  "device GPU-aaaaaaaa-1111-2222-3333-444444444444 85899345920 0 NVIDIA H100 80GB HBM3\n");
   ASSERT_EQ(::setenv("CLAMS_NVML_LIBRARY", CLAMS_FAKE_NVML, 1), 0);
