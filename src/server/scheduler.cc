@@ -327,7 +327,9 @@ void Scheduler::PumpOnce() {
     return;
   }
   // Admission needs free memory as it is now: other processes allocate and
-  // workers that just exited gave memory back. One probe call per decision.
+  // workers that just exited gave memory back. One fresh sample per
+  // decision, taken by the sampler's thread; a probe that does not answer
+  // within Sampler::Options::fresh_wait leaves the decision to the latest.
   if (sampler_ != nullptr) sampler_->SampleNow();
   for (const auto& [id, w] : registry_.all()) {
     if (!w.running.empty() && sampler_ != nullptr) ledger_.ObserveUsage(id, sampler_->WorkerUsage(id));

@@ -70,6 +70,11 @@ struct Sampler::State {
   SteadyClock::time_point last_attempt;
   bool per_process_active = true;
   bool failing = false;
+  // Fresh samples asked for (Fresh()) and the last one the thread has
+  // answered: asked > answered while one is under way.
+  std::uint64_t asked = 0;
+  std::uint64_t answered = 0;
+  bool slow_warned = false;
   std::map<int, Tracked> workers;
   std::uint64_t next_window = 1;
   std::thread thread;
@@ -84,7 +89,10 @@ Sampler::Sampler(gpu::Probe* probe, const Options& options)
 
 std::unique_ptr<Sampler> Sampler::Start(gpu::Probe* probe, const Options& options) {
   std::unique_ptr<Sampler> sampler(new Sampler(probe, options));
-  sampler->SampleNow();
+  {
+    std::lock_guard<std::mutex> sample_lock(sampler->state_->sample_mu);
+    sampler->SampleLocked();  // the first sample, before the thread exists
+  }
   sampler->state_->thread = std::thread([s = sampler.get()] { s->Loop(); });
   return sampler;
 }
@@ -104,17 +112,46 @@ void Sampler::Loop() {
   while (!s.stop) {
     const auto interval = s.busy ? options_.busy_interval : options_.idle_interval;
     const auto due = s.last_attempt + interval;
-    if (SteadyClock::now() < due) {
-      // SetBusy() and the destructor wake us; the deadline is then recomputed.
+    if (s.asked == s.answered && SteadyClock::now() < due) {
+      // SetBusy(), Fresh() and the destructor wake us; the deadline is then
+      // recomputed.
       s.cv.wait_until(lock, due);
       continue;
     }
+    const std::uint64_t asked = s.asked;  // this sample answers every request made so far
     lock.unlock();
     {
       std::lock_guard<std::mutex> sample_lock(s.sample_mu);
       SampleLocked();
     }
     lock.lock();
+    if (s.answered < asked) {
+      if (s.slow_warned) CLAMS_LOG(kInfo, "GPU sampling answers again");
+      s.slow_warned = false;
+      s.answered = asked;
+      s.cv.notify_all();
+    }
+  }
+}
+
+void Sampler::Fresh() {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  if (s.asked != s.answered) {
+    // The sample asked for last has not come back: the probe is slow or
+    // hung. The caller goes on with the latest snapshot, without waiting again.
+    return;
+  }
+  const std::uint64_t ticket = ++s.asked;
+  s.cv.notify_all();
+  const bool done = s.cv.wait_for(lock, options_.fresh_wait, [&] { return s.answered >= ticket || s.stop; });
+  if (!done && !s.slow_warned) {
+    s.slow_warned = true;
+    const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - s.latest_time);
+    CLAMS_LOG(kWarning,
+              "a GPU sample took longer than {} ms: going on with the snapshot from {} ms ago, and not waiting "
+              "for the probe again until it answers",
+              options_.fresh_wait.count(), age.count());
   }
 }
 
@@ -143,8 +180,7 @@ bool Sampler::per_process() const {
 }
 
 gpu::Snapshot Sampler::SampleNow() {
-  std::lock_guard<std::mutex> sample_lock(state_->sample_mu);
-  SampleLocked();
+  Fresh();
   return Latest();
 }
 
@@ -257,8 +293,7 @@ std::uint64_t Sampler::WorkerUsage(int worker_id) const {
 }
 
 std::uint64_t Sampler::BeginWindow(int worker_id) {
-  std::lock_guard<std::mutex> sample_lock(state_->sample_mu);
-  SampleLocked();
+  Fresh();
   std::lock_guard<std::mutex> lock(state_->mu);
   auto it = state_->workers.find(worker_id);
   if (it == state_->workers.end()) return 0;
@@ -281,8 +316,7 @@ std::optional<Sampler::Window> Sampler::CurrentWindow(std::uint64_t window_id) c
 
 std::optional<Sampler::Window> Sampler::EndWindow(std::uint64_t window_id) {
   if (window_id == 0) return std::nullopt;
-  std::lock_guard<std::mutex> sample_lock(state_->sample_mu);
-  SampleLocked();
+  Fresh();
   std::lock_guard<std::mutex> lock(state_->mu);
   for (auto& [worker, t] : state_->workers) {
     auto w = t.windows.find(window_id);

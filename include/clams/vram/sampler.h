@@ -37,9 +37,11 @@
 //   ...                                         // the thread keeps the peak
 //   auto window = sampler->EndWindow(id);       // window->growth() at the end
 //
-// Thread safety: every method is thread-safe. Probe calls are serialised
-// (one sample at a time) and never made while holding the lock that the
-// readers (Latest, WorkerUsage, CurrentWindow) take.
+// Thread safety: every method is thread-safe. The probe is called on the
+// sampler's own thread only (after the first sample, which Start takes), one
+// sample at a time, never while holding the lock that the readers (Latest,
+// WorkerUsage, CurrentWindow) take; the callers that need a fresh sample
+// wait for it a bounded time (Options::fresh_wait).
 #ifndef CLAMS_VRAM_SAMPLER_H_
 #define CLAMS_VRAM_SAMPLER_H_
 
@@ -63,6 +65,12 @@ class Sampler {
     /// Where procfs is mounted (process-tree walks); tests may point it
     /// at a fake tree.
     std::string proc_dir = "/proc";
+    /// How long SampleNow, BeginWindow and EndWindow wait for the fresh
+    /// sample they ask the thread for. Past it they go on with the latest
+    /// snapshot, and until the probe answers they do not wait again: a hung
+    /// probe (an NVML call to a GPU that fell off the bus) must not hold the
+    /// front's event loop, which calls them.
+    std::chrono::milliseconds fresh_wait{100};
   };
 
   /// What the window saw.
@@ -89,9 +97,9 @@ class Sampler {
   /// The latest snapshot (devices and processes) and when it was taken.
   gpu::Snapshot Latest() const;
   std::chrono::steady_clock::time_point LatestTime() const;
-  /// Samples now on the caller's thread, updates every worker and window,
-  /// and returns the snapshot. Used at dispatch and at the end of a request
-  /// so short requests are measured too.
+  /// Has the thread sample now (every worker and window is updated) and
+  /// returns the snapshot: the fresh one, or the latest if the probe did not
+  /// answer within Options::fresh_wait. Used before each admission decision.
   gpu::Snapshot SampleNow();
 
   /// Starts tracking worker `worker_id`: process `root_pid` (with its
@@ -103,12 +111,14 @@ class Sampler {
   std::uint64_t WorkerUsage(int worker_id) const;
 
   /// Opens a window on a tracked worker (baseline = usage now, from a fresh
-  /// sample) and returns its id; 0 (no window) for an untracked worker.
+  /// sample as SampleNow takes it) and returns its id; 0 (no window) for an
+  /// untracked worker. Used at dispatch.
   std::uint64_t BeginWindow(int worker_id);
   /// The open window so far (nullopt if none).
   std::optional<Window> CurrentWindow(std::uint64_t window_id) const;
-  /// Takes a final sample, closes the window and returns it (nullopt if no
-  /// such window is open, e.g. its worker was untracked).
+  /// Takes a final sample (as SampleNow does), closes the window and returns
+  /// it (nullopt if no such window is open, e.g. its worker was untracked).
+  /// Used at the end of a request, so short requests are measured too.
   std::optional<Window> EndWindow(std::uint64_t window_id);
 
   /// True when the latest sample accounted per process: Options::per_process
@@ -120,6 +130,9 @@ class Sampler {
   struct State;
   Sampler(gpu::Probe* probe, const Options& options);
   void Loop();
+  // Asks the thread for a sample and waits for it, at most
+  // Options::fresh_wait; does not wait while an earlier one is unanswered.
+  void Fresh();
   // Samples and applies the result; the caller holds State::sample_mu.
   void SampleLocked();
   gpu::Probe* probe_;

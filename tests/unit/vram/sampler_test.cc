@@ -8,7 +8,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -16,6 +19,7 @@
 #include "clams/base/status.h"
 #include "clams/gpu/sim.h"
 #include "testing/fake_probe.h"
+#include "testing/process.h"
 #include "testing/status_matchers.h"
 #include "testing/testing.h"
 
@@ -262,6 +266,95 @@ TEST(SamplerTest, ConcurrentSamplesAndReads) {
   stop = true;
   for (auto& th : threads) th.join();
   EXPECT_GT(probe.calls(), 3);
+}
+
+// A probe whose Sample() can be made to hang, as an NVML call to a GPU that
+// fell off the bus can.
+class HangingProbe : public gpu::Probe {
+ public:
+  explicit HangingProbe(FakeProbe& inner) : inner_(inner) {}
+  std::string_view backend() const override { return "hanging"; }
+  StatusOr<std::vector<gpu::DeviceInfo>> Devices() override { return inner_.Devices(); }
+  bool per_process_accounting() const override { return inner_.per_process_accounting(); }
+  StatusOr<gpu::Snapshot> Sample() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++started_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return !hung_; });
+    lock.unlock();
+    return inner_.Sample();
+  }
+  void Hang() {
+    std::lock_guard<std::mutex> lock(mu_);
+    hung_ = true;
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hung_ = false;
+    }
+    cv_.notify_all();
+  }
+  int started() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return started_;
+  }
+
+ private:
+  FakeProbe& inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool hung_ = false;
+  int started_ = 0;
+};
+
+// The front calls SampleNow before each admission decision, BeginWindow at
+// dispatch and EndWindow at the end of a request, all on its event loop.
+// They used to call the probe there: a hung probe held the front. Now the
+// sampler's thread samples and they wait at most fresh_wait, then go on
+// with the latest snapshot, and do not wait again until the probe answers.
+TEST(SamplerTest, AHungProbeHoldsNeitherSampleNowNorTheWindows) {
+  FakeProbe fake;
+  fake.SetProcess(100, 0, 1 * kGiB);
+  fake.SetDeviceUsed(0, 1 * kGiB);
+  HangingProbe probe(fake);
+  Sampler::Options o = Manual();
+  o.fresh_wait = 50ms;
+  auto sampler = Sampler::Start(&probe, o);
+  std::vector<std::future<void>> calls;  // a call that hangs ends once the releaser below has run
+  struct Releaser {
+    HangingProbe& p;
+    ~Releaser() { p.Release(); }  // before the calls and the sampler's thread are joined
+  } releaser{probe};
+  sampler->TrackWorker(1, 100, 0);
+  ASSERT_EQ(sampler->SampleNow().devices[0].used_bytes, 1 * kGiB);
+  ASSERT_EQ(sampler->WorkerUsage(1), 1 * kGiB);
+
+  probe.Hang();
+  fake.SetDeviceUsed(0, 5 * kGiB);
+  fake.SetProcess(100, 0, 5 * kGiB);
+  auto returns = [&](std::function<void()> call) {
+    calls.push_back(std::async(std::launch::async, std::move(call)));
+    return calls.back().wait_for(10s) == std::future_status::ready;
+  };
+  gpu::Snapshot stale;
+  ASSERT_TRUE(returns([&] { stale = sampler->SampleNow(); })) << "SampleNow waited for the hung probe";
+  EXPECT_EQ(stale.devices[0].used_bytes, 1 * kGiB);  // the latest snapshot
+  const int started = probe.started();
+  std::uint64_t window = 0;
+  ASSERT_TRUE(returns([&] { window = sampler->BeginWindow(1); })) << "BeginWindow waited for the hung probe";
+  EXPECT_NE(window, 0u);
+  std::optional<Sampler::Window> closed;
+  ASSERT_TRUE(returns([&] { closed = sampler->EndWindow(window); })) << "EndWindow waited for the hung probe";
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_EQ(closed->baseline_bytes, 1 * kGiB);
+  EXPECT_EQ(probe.started(), started);  // no new probe call behind the hung one
+
+  probe.Release();
+  ASSERT_TRUE(clams::testing::WaitFor([&] { return sampler->Latest().devices[0].used_bytes == 5 * kGiB; }, 10s));
+  EXPECT_EQ(sampler->SampleNow().devices[0].used_bytes, 5 * kGiB);
+  EXPECT_EQ(sampler->WorkerUsage(1), 5 * kGiB);
+  EXPECT_GT(probe.started(), started);  // fresh samples again
 }
 
 TEST(ReadParentPidTest, ReadsProcStat) {
