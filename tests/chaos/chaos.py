@@ -424,6 +424,22 @@ def run_load(server, result, seconds, clients, fault=None, queries=None):
 
 # --- scenarios ---------------------------------------------------------------
 
+def signal_random_worker(server, signo, sent):
+    """Sends `signo` to one of the server's workers, chosen at random, and
+    appends its PID to `sent`. Returns the PID, or None if no worker was
+    listed or it was gone by then."""
+    pids = server.worker_pids()
+    if not pids:
+        return None
+    pid = random.choice(pids)
+    try:
+        os.kill(pid, signo)
+    except ProcessLookupError:
+        return None
+    sent.append(pid)
+    return pid
+
+
 def sc_baseline(build, seconds):
     r = Result("baseline")
     s = Server(build, 2)
@@ -443,14 +459,7 @@ def sc_kill9(build, seconds):
 
     def fault(stop):
         while not stop.wait(2.0):  # one kill every 2 s
-            pids = s.worker_pids()
-            if pids:
-                pid = random.choice(pids)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                except ProcessLookupError:
-                    pass
+            signal_random_worker(s, signal.SIGKILL, killed)
     try:
         run_load(s, r, seconds, 6, fault)
         finish(r, s)
@@ -474,14 +483,7 @@ def sc_kill9_no_gpu(build, seconds):
     def fault(stop):
         while not stop.wait(1.0):  # one kill a second
             ahead_seen.append(sum(s.workers_ahead()))
-            pids = s.worker_pids()
-            if pids:
-                pid = random.choice(pids)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                except ProcessLookupError:
-                    pass
+            signal_random_worker(s, signal.SIGKILL, killed)
     try:
         # Quick requests first, so that the workers are known to be quick.
         load = Load(s.port, 4, r.tally, query=CPU_LOAD_QUERY)
@@ -509,14 +511,7 @@ def sc_sigstop(build, seconds):
 
     def fault(stop):
         while not stop.wait(3.0):
-            pids = s.worker_pids()
-            if pids:
-                pid = random.choice(pids)
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                    stopped.append(pid)
-                except ProcessLookupError:
-                    pass
+            signal_random_worker(s, signal.SIGSTOP, stopped)
         for pid in stopped:  # those the front has not replaced yet
             try:
                 os.kill(pid, signal.SIGCONT)
@@ -544,12 +539,9 @@ def sc_sigstop_no_timeout(build, seconds):
 
     def fault(stop):
         while not stop.wait(2.0):
-            pids = s.worker_pids()
-            if not pids:
+            pid = signal_random_worker(s, signal.SIGSTOP, stopped)
+            if pid is None:
                 continue
-            pid = random.choice(pids)
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
             stop.wait(4.0)  # how long the worker stays stopped
             os.kill(pid, signal.SIGCONT)
     try:
