@@ -58,9 +58,6 @@ struct Sampler::State {
     std::map<std::uint64_t, Window> windows;  // by window id
   };
 
-  // Serialises probe calls and their application, so samples are applied in
-  // the order they were taken. Lock order: sample_mu, then mu.
-  std::mutex sample_mu;
   mutable std::mutex mu;
   std::condition_variable cv;
   bool stop = false;
@@ -89,10 +86,7 @@ Sampler::Sampler(gpu::Probe* probe, const Options& options)
 
 std::unique_ptr<Sampler> Sampler::Start(gpu::Probe* probe, const Options& options) {
   std::unique_ptr<Sampler> sampler(new Sampler(probe, options));
-  {
-    std::lock_guard<std::mutex> sample_lock(sampler->state_->sample_mu);
-    sampler->SampleLocked();  // the first sample, before the thread exists
-  }
+  sampler->TakeSample();  // the first sample, before the thread exists
   sampler->state_->thread = std::thread([s = sampler.get()] { s->Loop(); });
   return sampler;
 }
@@ -120,10 +114,7 @@ void Sampler::Loop() {
     }
     const std::uint64_t asked = s.asked;  // this sample answers every request made so far
     lock.unlock();
-    {
-      std::lock_guard<std::mutex> sample_lock(s.sample_mu);
-      SampleLocked();
-    }
+    TakeSample();
     lock.lock();
     if (s.answered < asked) {
       if (s.slow_warned) CLAMS_LOG(kInfo, "GPU sampling answers again");
@@ -184,7 +175,7 @@ gpu::Snapshot Sampler::SampleNow() {
   return Latest();
 }
 
-void Sampler::SampleLocked() {
+void Sampler::TakeSample() {
   State& s = *state_;
   const auto attempt_time = SteadyClock::now();
   StatusOr<gpu::Snapshot> snapshot = probe_->Sample();

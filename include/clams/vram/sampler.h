@@ -133,8 +133,9 @@ class Sampler {
   // Asks the thread for a sample and waits for it, at most
   // Options::fresh_wait; does not wait while an earlier one is unanswered.
   void Fresh();
-  // Samples and applies the result; the caller holds State::sample_mu.
-  void SampleLocked();
+  // Samples and applies the result. Called by Start, before the thread
+  // exists, then by the thread only: samples are applied in the order taken.
+  void TakeSample();
   gpu::Probe* probe_;
   Options options_;
   std::unique_ptr<State> state_;
