@@ -303,7 +303,10 @@ StatusOr<server::HttpServerOptions> HttpOptionsFromFlags(const ServerOptions& o)
 // The private directory of the worker sockets (mode 0700, unpredictable
 // name), under $XDG_RUNTIME_DIR when set, else the temporary directory.
 StatusOr<server::PrivateDir> MakeSocketDir() {
-  auto dir = server::PrivateDir::Create(server::PrivateDirBase(Env("XDG_RUNTIME_DIR")));
+  const std::filesystem::path base = server::PrivateDirBase(Env("XDG_RUNTIME_DIR"));
+  // Those of servers that were killed before they could remove their own.
+  server::RemoveStalePrivateDirs(base);
+  auto dir = server::PrivateDir::Create(base);
   if (!dir.ok()) return dir.status().WithContext("worker sockets");
   CLAMS_LOG(kDebug, "worker sockets in {}", dir->path().string());
   return dir;

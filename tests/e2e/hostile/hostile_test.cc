@@ -720,6 +720,51 @@ TEST(HostileSocketDirTest, Issue10WorkerSocketsAreInAPrivateDirectoryNeverAPredi
   }
 }
 
+// A front killed outright (SIGKILL, the OOM killer) cannot remove its socket
+// directory; the next front started with the same base removes it (each
+// left one used to stay in /tmp for good: thousands after a day of tests).
+TEST(HostileSocketDirTest, TheDirectoryOfAKilledFrontIsRemovedByTheNextFront) {
+  testing::TempDir tmp;
+  const auto base = tmp.path() / "tmp";
+  std::filesystem::create_directories(base);
+  const std::map<std::string, std::string> env = {{"TMPDIR", base.string()}, {"XDG_RUNTIME_DIR", ""}};
+  const auto dirs = [&] {
+    std::vector<std::filesystem::path> found;
+    for (const auto& e : std::filesystem::directory_iterator(base)) found.push_back(e.path());
+    return found;
+  };
+  // A directory that is not provably a dead front's stays.
+  const auto foreign = base / "clams-other1";
+  std::filesystem::create_directory(foreign);
+  ::chmod(foreign.c_str(), 0700);
+
+  auto killed = std::make_unique<testing::ServerProcess>(Splitter(), std::vector<std::string>{"--production", "--workers", "1"},
+                                                         env);
+  ASSERT_GT(killed->port(), 0);
+  ASSERT_TRUE(WaitReady(killed->port()));
+  ASSERT_EQ(dirs().size(), 2u);
+  ASSERT_TRUE(killed->process().Signal(SIGKILL));
+  ASSERT_TRUE(killed->process().Wait(std::chrono::seconds(10)).has_value());
+  std::vector<std::filesystem::path> left;
+  for (const auto& d : dirs()) {
+    if (d != foreign) left.push_back(d);
+  }
+  ASSERT_EQ(left.size(), 1u) << "the killed front's directory";
+
+  testing::ServerProcess next(Splitter(), {"--production", "--workers", "1"}, env);
+  ASSERT_GT(next.port(), 0);
+  ASSERT_TRUE(WaitReady(next.port()));
+  HttpResponse r = Call(next.port(), "POST", "/", TextMmif("Still. Served."));
+  EXPECT_EQ(r.status, 200) << r.body;
+  KeepForSchemaCheck(r.body);
+  EXPECT_FALSE(std::filesystem::exists(left[0])) << "the killed front's directory was not removed\n" << next.Log();
+  EXPECT_TRUE(std::filesystem::exists(foreign));
+  EXPECT_EQ(dirs().size(), 2u) << "the foreign one and the running front's";
+  EXPECT_TRUE(testing::WaitFor([&] { return next.Log().find("removed 1 private directory left in") != std::string::npos; },
+                               std::chrono::seconds(5)))
+      << next.Log();
+}
+
 // --- the production worker path for deep JSON ------------------------------------------------
 
 TEST(HostileProductionTest, DeepJsonIs400FromAWorkerToo) {
