@@ -19,9 +19,6 @@
 
 namespace clams::server {
 
-/// Lifecycle: Create() makes and verifies the directory; the object owns it
-/// and removes it (recursively) in its destructor. Move-only. Not
-/// thread-safe (one owner).
 /// The file in a private directory that names the process it belongs to,
 /// one "key value" per line:
 ///   pid 1234
@@ -31,6 +28,9 @@ namespace clams::server {
 /// A field that could not be read is left out.
 inline constexpr std::string_view kPrivateDirOwnerFile = "owner";
 
+/// Lifecycle: Create() makes and verifies the directory; the object owns it
+/// and removes it (recursively) in its destructor. Move-only. Not
+/// thread-safe (one owner).
 class PrivateDir {
  public:
   /// Creates `<base>/<prefix>XXXXXX` (mkdtemp), checks it with
