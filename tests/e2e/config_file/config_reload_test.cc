@@ -48,7 +48,6 @@ std::vector<boost::json::object> JsonLines(const std::string& log) {
 
 class ConfigReloadTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { RegisterSchemaCheck(); }
   void TearDown() override {
     if (HasFailure() && server_) std::cerr << "--- server log ---\n" << server_->Log() << "---\n";
   }

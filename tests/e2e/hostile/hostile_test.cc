@@ -202,7 +202,6 @@ std::filesystem::path Splitter() { return testing::BuiltBinary("apps/sentence-sp
 class HostileTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    RegisterSchemaCheck();
     server_ = new testing::ServerProcess(Splitter(), {"--workers", "2"});
     // Short header and body timeouts, a long idle timeout.
     timeouts_ = new testing::ServerProcess(

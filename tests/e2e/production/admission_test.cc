@@ -29,7 +29,6 @@ constexpr std::uint64_t kLargeDeclared = 10 * kGiB + 10 * kGiB * 15 / 100;
 
 class AdmissionTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { RegisterSchemaCheck(); }
 };
 
 json::value AppConfiguration(const HttpResponse& r) {

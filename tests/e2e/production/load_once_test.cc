@@ -24,7 +24,6 @@ constexpr std::uint64_t kLargeActivations = kLargeWeights * 15 / 100;
 
 class LoadOnceTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { RegisterSchemaCheck(); }
 };
 
 int Running(Workload& w) { return w.Runtime().at("queue").at("running").to_number<int>(); }

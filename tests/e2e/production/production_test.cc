@@ -35,7 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 class ProductionTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { RegisterSchemaCheck(); }
 };
 
 // --- worker counts and placement ------------------------------------------------------

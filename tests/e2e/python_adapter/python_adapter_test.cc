@@ -310,7 +310,6 @@ std::string Grant(std::uint64_t grant, std::uint64_t total) {
 
 class PythonAdapterTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { RegisterSchemaCheck(); }
 };
 
 // --- through clams serve ----------------------------------------------------------------------

@@ -76,7 +76,6 @@ class Served {
 
 class ServeTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { RegisterSchemaCheck(); }
 };
 
 TEST_F(ServeTest, MetadataPassesThroughAndSizesThePool) {

@@ -29,7 +29,6 @@ constexpr char kPrefix[] = "Invalid input data. See below for validation error.\
 class DevServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    RegisterSchemaCheck();
     splitter_ = new testing::ServerProcess(testing::BuiltBinary("apps/sentence-splitter/sentence-splitter"),
                                            {"--max-body-size", "256KiB", "--header-timeout", "2"});
     test_app_ = new testing::ServerProcess(testing::BuiltBinary("tests/e2e/apps/clams-test-app"),

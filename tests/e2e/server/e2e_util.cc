@@ -40,6 +40,11 @@ class SchemaCheck : public ::testing::Environment {
   }
 };
 
+// Registered before main, so that no test can keep an answer the check
+// never sees (ctest runs each test in a process of its own: a registration
+// in one fixture's SetUpTestSuite missed every test outside that fixture).
+[[maybe_unused]] ::testing::Environment* const kSchemaCheck = ::testing::AddGlobalTestEnvironment(new SchemaCheck());
+
 }  // namespace
 
 HttpResponse Call(int port, const std::string& method, const std::string& target, const std::string& body,
@@ -73,12 +78,6 @@ void KeepForSchemaCheck(const std::string& body) {
   out << body;
 }
 
-void RegisterSchemaCheck() {
-  static bool registered = false;
-  if (registered) return;
-  registered = true;
-  ::testing::AddGlobalTestEnvironment(new SchemaCheck());
-}
 
 std::string TextMmif(const std::string& text, const std::string& id) {
   boost::json::object doc{{"@type", "http://mmif.clams.ai/vocabulary/TextDocument/v1"},

@@ -28,12 +28,11 @@ HttpResponse Call(int port, const std::string& method, const std::string& target
 /// Parses a JSON body, failing the test if it is not JSON.
 boost::json::value Json(const std::string& body);
 
-/// Keeps an MMIF answer for the schema check at the end of the run.
+/// Keeps an MMIF answer for the schema check at the end of the run: every
+/// test binary that links this file validates what it kept with
+/// python3-jsonschema when its tests are done (a global test environment,
+/// registered before main), whichever tests ran.
 void KeepForSchemaCheck(const std::string& body);
-
-/// Registers the end-of-run schema check (call once per test binary, from
-/// main or a static initializer).
-void RegisterSchemaCheck();
 
 /// A small valid MMIF with one TextDocument holding `text`.
 std::string TextMmif(const std::string& text, const std::string& id = "d1");
