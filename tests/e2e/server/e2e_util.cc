@@ -78,7 +78,6 @@ void KeepForSchemaCheck(const std::string& body) {
   out << body;
 }
 
-
 std::string TextMmif(const std::string& text, const std::string& id) {
   boost::json::object doc{{"@type", "http://mmif.clams.ai/vocabulary/TextDocument/v1"},
                           {"properties", {{"id", id}, {"text", {{"@value", text}, {"@language", "en"}}}}}};
