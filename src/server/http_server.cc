@@ -35,6 +35,8 @@ constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
 
 // Bytes read at once while waiting for the first byte of a request.
 constexpr std::size_t kFirstReadBytes = 4096;
+// Bytes read at once for the rest of a header that did not come whole.
+constexpr std::size_t kHeaderReadBytes = 16384;
 // How long a request waits for its answer before its connection is watched
 // for the client leaving (see ArmWatchSweep).
 constexpr auto kDisconnectWatchDelay = std::chrono::milliseconds(20);
@@ -73,6 +75,52 @@ void ConfigureParser(Parser& parser, const HttpServerOptions& options) {
   } else {
     parser.body_limit(boost::none);
   }
+}
+
+// Beast enforces the header limit exactly only after its first look at a
+// request. In that look it checks the lines it already has whole and takes
+// the field lines up to the limit counted after the request line; later it
+// waits for the header's end within the limit counted from the first line it
+// has not taken. So a header up to a few hundred bytes over the limit was
+// read or refused depending on how its bytes arrived. This check, before each
+// look, makes the limit exact: `used` bytes of the header are already taken
+// (whole lines), `buffer` holds the rest; true when the header cannot end
+// within max_header_bytes. It scans at most once per header: only when the
+// buffer holds as much as the header still may.
+bool HeaderCannotFit(const beast::flat_buffer& buffer, std::size_t used, const HttpServerOptions& options) {
+  const std::size_t limit = options.max_header_bytes;
+  const std::size_t room = used < limit ? limit - used : 0;
+  if (buffer.size() < room) return false;
+  const std::string_view rest(static_cast<const char*>(buffer.data().data()), room);
+  if (used > 0 && rest.substr(0, 2) == "\r\n") return false;  // the empty line after the lines taken
+  return rest.find("\r\n\r\n") == std::string_view::npos;
+}
+
+// Feeds the bytes in `buffer` to `parser` until the header (with
+// `until_done`, the whole request) is parsed or more bytes are needed;
+// `header_used` counts the bytes of this request's header the parser took
+// (0 for a new request). Returns true when it is parsed or failed (`ec`),
+// false when it needs more.
+bool FeedParser(Parser& parser, beast::flat_buffer& buffer, const HttpServerOptions& options, bool until_done,
+                std::size_t& header_used, beast::error_code& ec) {
+  auto settled = [&] { return until_done ? parser.is_done() : parser.is_header_done(); };
+  while (!settled() && buffer.size() > 0) {
+    const bool in_header = !parser.is_header_done();
+    if (in_header && HeaderCannotFit(buffer, header_used, options)) {
+      ec = http::error::header_limit;
+      return true;
+    }
+    const std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (in_header) header_used += used;
+    if (ec == http::error::need_more) {
+      ec = {};
+      return false;
+    }
+    if (ec) return true;
+    if (used == 0) return false;
+  }
+  return settled();
 }
 
 HttpRejection TooLarge(const HttpServerOptions& options) {
@@ -346,14 +394,24 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     state_ = State::kHeader;
     parser_.emplace();
     ConfigureParser(*parser_, options_);
+    header_used_ = 0;
     Arm(deadline, OnExpiry::kClose);
-    // A request's header usually came whole in the read that woke us: parse
-    // it on the spot, without another trip through the event loop.
+    ContinueHeader();
+  }
+
+  // A request's header usually came whole in the read that woke us: it is
+  // parsed on the spot, without another trip through the event loop. The
+  // rest of one that did not is read here, not by Beast's read loop, so that
+  // every piece goes through FeedParser.
+  void ContinueHeader() {
     beast::error_code parsed;
-    if (ParseBuffered(/*until_done=*/false, parsed)) return OnHeader(parsed);
-    http::async_read_header(socket_, buffer_, *parser_,
-                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                              self->OnHeader(ec);
+    if (FeedParser(*parser_, buffer_, options_, /*until_done=*/false, header_used_, parsed)) return OnHeader(parsed);
+    socket_.async_read_some(buffer_.prepare(kHeaderReadBytes),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (self->state_ != State::kHeader) return;
+                              if (ec) return self->OnHeader(ec);
+                              self->buffer_.commit(n);
+                              self->ContinueHeader();
                             });
   }
 
@@ -386,24 +444,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // they read the socket. True when that settled it: the header (or, with
   // `until_done`, the whole message) is parsed, or `ec` holds an error other
   // than "need more".
-  bool ParseBuffered(bool until_done, beast::error_code& ec) {
-    auto settled = [&] { return until_done ? parser_->is_done() : parser_->is_header_done(); };
-    while (!settled() && buffer_.size() > 0) {
-      const std::size_t used = parser_->put(buffer_.data(), ec);
-      buffer_.consume(used);
-      if (ec == http::error::need_more) {
-        ec = {};
-        return false;
-      }
-      if (ec) return true;
-      if (used == 0) return false;
-    }
-    return settled();
-  }
 
   void ReadBody() {
     beast::error_code parsed;
-    if (ParseBuffered(/*until_done=*/true, parsed)) return OnBody(parsed);
+    if (FeedParser(*parser_, buffer_, options_, /*until_done=*/true, header_used_, parsed)) return OnBody(parsed);
     state_ = State::kBody;
     body_timed_out_ = false;
     // Our own timer, which cancels the read instead of closing the socket,
@@ -589,6 +633,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   const HttpServerOptions& options_;
   beast::flat_buffer buffer_;
   std::optional<Parser> parser_;
+  std::size_t header_used_ = 0;  // bytes of the current header the parser took (FeedParser)
   std::shared_ptr<http::response<http::empty_body>> continue_;
   std::shared_ptr<http::response<http::string_body>> response_;
   std::optional<http::response_serializer<http::string_body>> serializer_;
@@ -862,7 +907,13 @@ std::vector<ParsedHttpRequest> ParseHttpStream(std::string_view wire, const Http
     ConfigureParser(parser, options);
     beast::error_code ec;
     const bool had_bytes = buffer.size() > 0;
-    http::read_header(stream, buffer, parser, ec);
+    // As a connection reads a header (Session::ContinueHeader).
+    std::size_t header_used = 0;
+    while (!FeedParser(parser, buffer, options, /*until_done=*/false, header_used, ec)) {
+      const std::size_t n = stream.read_some(buffer.prepare(kHeaderReadBytes), ec);
+      if (ec) break;
+      buffer.commit(n);
+    }
     if (ec) {
       if (auto rejection = HeaderError(ec, had_bytes || parser.got_some(), options, parser.get())) {
         out.push_back({std::move(rejection), {}});

@@ -9,9 +9,11 @@
 //     one the server answers on its own (400, 413, 431, 501);
 //   * the requests read do not depend on how the bytes were cut into pieces
 //     (whole, one byte at a time, and the chosen size), and neither does the
-//     status of a rejection both ways end with;
+//     status of a rejection both ways end with, except for a request with
+//     two defects, one of them its size (TwoDefectsOfOneRequest);
 //   * a request's body never exceeds the body limit, and a request read is
 //     well formed (method and a target starting with '/' or '*' or a scheme).
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -43,6 +45,29 @@ std::string Describe(const std::vector<ParsedHttpRequest>& parsed, bool with_rej
     }
   }
   return out;
+}
+
+// A request with two defects, one of them its size, is refused for
+// whichever the parser sees first, and that depends on how the bytes arrive:
+// a header over the limit with a malformed field within it is 400 when the
+// parser's first look has that field whole, else 431 (the size decides
+// first); a chunked body over the limit with a malformed chunk is 400 or
+// 413 by which it reaches first. Both answers refuse the same request,
+// which is never read (the requests before it are compared apart).
+bool TwoDefectsOfOneRequest(const clams::server::HttpRejection& a, const clams::server::HttpRejection& b) {
+  const auto is = [&](int status, std::string_view reason_start) {
+    return [=](const clams::server::HttpRejection& r) {
+      return r.status == status && r.reason.compare(0, reason_start.size(), reason_start) == 0;
+    };
+  };
+  const auto malformed_header = [](const clams::server::HttpRejection& r) {
+    return r.status == 400 && r.reason == "malformed HTTP request";
+  };
+  const auto malformed_body = is(400, "malformed HTTP request body");
+  const auto header_too_large = is(431, "");
+  const auto body_too_large = is(413, "");
+  return (malformed_header(a) && header_too_large(b)) || (header_too_large(a) && malformed_header(b)) ||
+         (malformed_body(a) && body_too_large(b)) || (body_too_large(a) && malformed_body(b));
 }
 
 const clams::server::HttpRejection* FinalRejection(const std::vector<ParsedHttpRequest>& parsed) {
@@ -88,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const auto* a = FinalRejection(*other);
     const auto* b = FinalRejection(parsed);
-    if (a != nullptr && b != nullptr && a->status != b->status) {
+    if (a != nullptr && b != nullptr && a->status != b->status && !TwoDefectsOfOneRequest(*a, *b)) {
       Fail("the rejection depends on how the bytes arrive", Describe(*other) + "---\n" + Describe(parsed));
     }
   }

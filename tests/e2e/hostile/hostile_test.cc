@@ -387,6 +387,23 @@ TEST_F(HostileTest, HundredKilobyteHeaderIs431AndTheAnswerArrives) {
   EXPECT_EQ(Call(port(), "GET", "/health").status, 200);
 }
 
+// The header limit (64 KiB) is exact on a connection: a header of exactly
+// 64 KiB is served, one byte more is 431, whatever reads it arrives in.
+TEST_F(HostileTest, AHeaderOfExactlyTheLimitIsServedAndOneByteMoreIs431) {
+  constexpr std::size_t kLimit = 64 * 1024;
+  const std::string head = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ";
+  const auto header = [&](std::size_t size) { return head + std::string(size - head.size() - 4, 'a') + "\r\n\r\n"; };
+  ReadResult fits = Exchange(port(), header(kLimit));
+  auto answers = ParseResponses(fits.data);
+  ASSERT_EQ(answers.size(), 1u) << fits.data.substr(0, 300);
+  EXPECT_EQ(answers[0].status, 200);
+  ReadResult over = Exchange(port(), header(kLimit + 1));
+  answers = ParseResponses(over.data);
+  ASSERT_EQ(answers.size(), 1u) << over.data.substr(0, 300);
+  EXPECT_EQ(answers[0].status, 431);
+  EXPECT_EQ(answers[0].body, "request header too large\n");
+}
+
 TEST_F(HostileTest, PipelinedRequestsAreAnsweredInOrder) {
   const std::string mmif = TextMmif("Piped. Along.");
   ReadResult r = Exchange(port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + Post("/?pretty", mmif) +

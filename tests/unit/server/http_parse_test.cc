@@ -113,6 +113,58 @@ TEST(ParseHttpStreamTest, LimitsGive413And431) {
   EXPECT_EQ(Rejection(Parse("NOT HTTP AT ALL\r\n\r\n")), "400 malformed HTTP request");
 }
 
+// The header limit is exact however the bytes arrive: it counts the whole
+// header, its last empty line included. A header one byte over it was read
+// when it came whole (the parser's first look takes field lines up to the
+// limit counted after the request line) and refused when it came in pieces;
+// with the lines taken in a first look of 100 bytes, up to 100 bytes over.
+TEST(ParseHttpStreamTest, TheHeaderLimitCountsTheWholeHeaderHoweverItArrives) {
+  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\nX-Pad: ";
+  const std::size_t limit = Options().max_header_bytes;
+  const auto header = [&](std::size_t size) { return get + std::string(size - get.size() - 4, 'a') + "\r\n\r\n"; };
+  for (std::size_t piece : std::vector<std::size_t>{1, 4, 17, 40, 100, 4096, limit + 200}) {
+    for (std::size_t size : {limit - 1, limit}) {
+      const auto parsed = ParseHttpStream(header(size), Options(), piece);
+      EXPECT_EQ(Rejection(parsed), "(none)") << "pieces of " << piece << ", " << size << " bytes";
+      EXPECT_EQ(parsed.size(), 1u);
+    }
+    for (std::size_t size : {limit + 1, limit + 2, limit + 3, limit + 4, limit + 30, limit + 100}) {
+      EXPECT_EQ(Rejection(ParseHttpStream(header(size), Options(), piece)), "431 request header too large")
+          << "pieces of " << piece << ", " << size << " bytes";
+    }
+  }
+  // The header's end right after the lines a first look took.
+  const std::string lines = "GET / HTTP/1.1\r\nX-Pad: " + std::string(limit - 30, 'a') + "\r\n";
+  for (std::size_t piece : std::vector<std::size_t>{1, lines.size(), lines.size() + 1}) {
+    EXPECT_EQ(Rejection(ParseHttpStream(lines + "\r\n", Options(), piece)), "(none)") << piece;
+  }
+}
+
+// A header that does not end within the limit, with a malformed field
+// within it, is rejected however its bytes arrive, but as 400 or 431
+// depending on how they do: the parser checks the fields it has whole in
+// its first look at a request (400 at once), and after that only looks for
+// the header's end within the limit (431 when it is not there). Both are
+// the server's own answers with the connection closed; nothing of the
+// request is read either way. (http_fuzz allows exactly this difference.)
+TEST(ParseHttpStreamTest, AHeaderOverTheLimitWithAMalformedFieldIs400Or431AndNeverRead) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nBad Field: y\r\nX-Pad: ";
+  const std::string over = head + std::string(Options().max_header_bytes, 'a') + "\r\n\r\n";
+  for (std::size_t piece : std::vector<std::size_t>{1, 4, 17, 100, 4096, over.size() + 1}) {
+    const auto parsed = ParseHttpStream(over, Options(), piece);
+    ASSERT_EQ(parsed.size(), 1u) << piece;
+    EXPECT_THAT(Rejection(parsed), ::testing::AnyOf("400 malformed HTTP request", "431 request header too large"))
+        << piece;
+  }
+  // Its first look, at the first 100 bytes, sees the malformed field; at one
+  // byte at a time, or all at once, the size decides first.
+  EXPECT_EQ(Rejection(ParseHttpStream(over, Options(), 100)), "400 malformed HTTP request");
+  EXPECT_EQ(Rejection(ParseHttpStream(over, Options(), 1)), "431 request header too large");
+  EXPECT_EQ(Rejection(ParseHttpStream(over, Options(), over.size() + 1)), "431 request header too large");
+  // Within the limit, it is 400 however it arrives.
+  EXPECT_EQ(Rejection(Parse(head + "a\r\n\r\n")), "400 malformed HTTP request");
+}
+
 TEST(ParseHttpStreamTest, PipelinedRequestsAreReadInOrderAndConnectionCloseEndsTheStream) {
   auto parsed = Parse(
       "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
