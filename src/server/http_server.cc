@@ -440,11 +440,6 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     ReadBody();
   }
 
-  // Feeds what the buffer holds to the parser, as Beast's reads do before
-  // they read the socket. True when that settled it: the header (or, with
-  // `until_done`, the whole message) is parsed, or `ec` holds an error other
-  // than "need more".
-
   void ReadBody() {
     beast::error_code parsed;
     if (FeedParser(*parser_, buffer_, options_, /*until_done=*/true, header_used_, parsed)) return OnBody(parsed);
