@@ -13,7 +13,6 @@
 //     two defects, one of them its size (TwoDefectsOfOneRequest);
 //   * a request's body never exceeds the body limit, and a request read is
 //     well formed (method and a target starting with '/' or '*' or a scheme).
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -55,19 +54,12 @@ std::string Describe(const std::vector<ParsedHttpRequest>& parsed, bool with_rej
 // 413 by which it reaches first. Both answers refuse the same request,
 // which is never read (the requests before it are compared apart).
 bool TwoDefectsOfOneRequest(const clams::server::HttpRejection& a, const clams::server::HttpRejection& b) {
-  const auto is = [&](int status, std::string_view reason_start) {
-    return [=](const clams::server::HttpRejection& r) {
-      return r.status == status && r.reason.compare(0, reason_start.size(), reason_start) == 0;
-    };
+  const auto malformed_and_too_large = [](const clams::server::HttpRejection& malformed,
+                                          const clams::server::HttpRejection& size) {
+    return malformed.status == 400 && ((malformed.reason == "malformed HTTP request" && size.status == 431) ||
+                                       (malformed.reason == "malformed HTTP request body" && size.status == 413));
   };
-  const auto malformed_header = [](const clams::server::HttpRejection& r) {
-    return r.status == 400 && r.reason == "malformed HTTP request";
-  };
-  const auto malformed_body = is(400, "malformed HTTP request body");
-  const auto header_too_large = is(431, "");
-  const auto body_too_large = is(413, "");
-  return (malformed_header(a) && header_too_large(b)) || (header_too_large(a) && malformed_header(b)) ||
-         (malformed_body(a) && body_too_large(b)) || (body_too_large(a) && malformed_body(b));
+  return malformed_and_too_large(a, b) || malformed_and_too_large(b, a);
 }
 
 const clams::server::HttpRejection* FinalRejection(const std::vector<ParsedHttpRequest>& parsed) {
